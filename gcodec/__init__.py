@@ -1,0 +1,17 @@
+"""gcz: generative image compression at extreme bitrates (0.02-0.1 bpp).
+
+Library API::
+
+    import gcodec
+    data = gcodec.compress("photo.jpg", channels=4)   # -> bytes of a .gcz file
+    image = gcodec.decompress(data)                  # -> PIL.Image.Image
+    header = gcodec.read_header(data)                # no network is run
+"""
+from __future__ import annotations
+
+from .codec import compress, decompress, read_header
+from .errors import GczEntropyError, GczError, GczFormatError, GczInputError, GczModelError
+
+__version__ = "0.1.0"
+__all__ = ["compress", "decompress", "read_header", "GczError", "GczFormatError", "GczModelError",
+           "GczInputError", "GczEntropyError", "__version__"]

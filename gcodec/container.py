@@ -1,0 +1,303 @@
+"""Reading and writing the ``.gcz`` container, format version 1.
+
+This module mirrors format_spec.md section by section; the constants below
+are the single source of truth for the byte layout.
+
+Layout: ``MAGIC (4) | VERSION (1) | sections ... | CRC32 (4, little endian)``.
+Each section: ``type (u8) | flags (u8) | length (ULEB128) | body``.
+"""
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .entropy import MAX_PRECISION, MIN_PRECISION, FrequencyTables, validate_tables
+from .errors import GczEntropyError, GczFormatError
+
+MAGIC = b"\x89GCZ"
+FORMAT_VERSION = 1
+CRC_SIZE = 4
+
+# Section types (format_spec.md section 3).
+SEC_IMAGE = 0x01
+SEC_MODEL = 0x02
+SEC_LATENT = 0x03
+SEC_TABLES = 0x04
+SEC_PAYLOAD = 0x05
+#: Names of the section types this version knows, for ``gcz info``.
+SECTION_NAMES = {SEC_IMAGE: "IMAGE", SEC_MODEL: "MODEL", SEC_LATENT: "LATENT",
+                 SEC_TABLES: "TABLES", SEC_PAYLOAD: "PAYLOAD"}
+REQUIRED_SECTIONS = (SEC_IMAGE, SEC_MODEL, SEC_LATENT, SEC_TABLES, SEC_PAYLOAD)
+
+FLAG_CRITICAL = 0x01
+MAX_DIMENSION = 65535
+MIN_LATENT_SIDE = 2
+MODEL_HASH_SIZE = 4
+MAX_MODEL_NAME = 64
+
+
+@dataclass(frozen=True)
+class Section:
+    """A raw section: its type, flags and body bytes."""
+
+    type: int
+    flags: int
+    body: bytes
+
+    @property
+    def critical(self) -> bool:
+        """A reader that does not know a critical section must refuse the file."""
+        return bool(self.flags & FLAG_CRITICAL)
+
+    @property
+    def name(self) -> str:
+        """Human-readable section name."""
+        return SECTION_NAMES.get(self.type, f"UNKNOWN_0x{self.type:02x}")
+
+
+@dataclass
+class GczFile:
+    """Everything a version-1 ``.gcz`` file holds.
+
+    Attributes:
+        width, height: image size in pixels (1..65535).
+        model_name: registry name of the model (ASCII, 1..64 bytes).
+        model_hash: first 4 bytes of the sha256 of the model's weight file.
+        channels: latent channels C.
+        levels: quantizer levels L (centers ``-(L//2) ... L-1-L//2``).
+        downsampling: encoder downsampling factor (16 for GC).
+        tables: per-channel frequency tables.
+        payload: range-coded symbols.
+        extra_sections: sections beyond the five required ones, kept verbatim.
+    """
+
+    width: int
+    height: int
+    model_name: str
+    model_hash: bytes
+    channels: int
+    levels: int
+    downsampling: int
+    tables: FrequencyTables
+    payload: bytes
+    extra_sections: list[Section] = field(default_factory=list)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(C, h, w) of the coded latent."""
+        return (self.channels,) + latent_size(self.height, self.width, self.downsampling)
+
+
+def latent_size(height: int, width: int, downsampling: int) -> tuple[int, int]:
+    """Latent (h, w): ``max(2, ceil(side / downsampling))`` per side (format_spec.md 3.3)."""
+    return (max(MIN_LATENT_SIDE, math.ceil(height / downsampling)),
+            max(MIN_LATENT_SIDE, math.ceil(width / downsampling)))
+
+
+# ---------------------------------------------------------------- primitives
+def write_uleb128(value: int) -> bytes:
+    """Unsigned LEB128: 7 bits per byte, least significant group first."""
+    if value < 0:
+        raise ValueError("ULEB128 values must be non-negative")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+class _Reader:
+    """Bounds-checked cursor over bytes; every overrun is a GczFormatError."""
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data = data
+        self.pos = 0
+        self.what = what
+
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise GczFormatError(f"{self.what} is truncated")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def uleb128(self, max_bytes: int = 5) -> int:
+        value = 0
+        for i in range(max_bytes):
+            byte = self.u8()
+            value |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                if i and byte == 0:
+                    raise GczFormatError(f"{self.what} has a non-minimal length encoding")
+                return value
+        raise GczFormatError(f"{self.what} has an overlong ULEB128 value")
+
+    def done(self) -> None:
+        if self.remaining():
+            raise GczFormatError(f"{self.what} has {self.remaining()} unexpected trailing bytes")
+
+
+def pack_tables(tables: FrequencyTables) -> bytes:
+    """TABLES body: precision P (u8), then C x (L-1) P-bit fields, MSB first, zero-padded."""
+    p = tables.precision
+    acc, nbits, out = 0, 0, bytearray([p])
+    for row in tables.freqs:
+        for f in row[:-1]:
+            acc = (acc << p) | int(f)
+            nbits += p
+            while nbits >= 8:
+                nbits -= 8
+                out.append((acc >> nbits) & 0xFF)
+                acc &= (1 << nbits) - 1
+    if nbits:
+        out.append((acc << (8 - nbits)) & 0xFF)
+    return bytes(out)
+
+
+def unpack_tables(body: bytes, channels: int, levels: int) -> FrequencyTables:
+    """Inverse of :func:`pack_tables`; the last frequency of each row is 2^P minus the rest."""
+    r = _Reader(body, "TABLES section")
+    p = r.u8()
+    if not MIN_PRECISION <= p <= MAX_PRECISION:
+        raise GczFormatError(f"table precision {p} outside {MIN_PRECISION}..{MAX_PRECISION}")
+    nfields = channels * (levels - 1)
+    packed = r.take(math.ceil(nfields * p / 8))
+    r.done()
+    bits = int.from_bytes(packed, "big")
+    pad = len(packed) * 8 - nfields * p
+    if bits & ((1 << pad) - 1):
+        raise GczFormatError("TABLES section has non-zero padding bits")
+    bits >>= pad
+    mask = (1 << p) - 1
+    fields = [(bits >> (p * (nfields - 1 - i))) & mask for i in range(nfields)]
+    freqs = np.array(fields, dtype=np.int64).reshape(channels, levels - 1)
+    last = 2 ** p - freqs.sum(axis=1, keepdims=True)
+    freqs = np.concatenate([freqs, last], axis=1)
+    try:
+        validate_tables(freqs, p)
+        return FrequencyTables(p, freqs)
+    except GczEntropyError as exc:
+        raise GczFormatError(f"invalid frequency table: {exc}") from None
+
+
+# ---------------------------------------------------------------- writing
+def _section(kind: int, body: bytes, critical: bool = True) -> bytes:
+    return bytes([kind, FLAG_CRITICAL if critical else 0]) + write_uleb128(len(body)) + body
+
+
+def write(gcz: GczFile) -> bytes:
+    """Serialise a :class:`GczFile` to bytes (format version 1)."""
+    if not (1 <= gcz.width <= MAX_DIMENSION and 1 <= gcz.height <= MAX_DIMENSION):
+        raise GczFormatError(f"image size {gcz.width}x{gcz.height} outside 1..{MAX_DIMENSION}")
+    name = gcz.model_name.encode("ascii")
+    if not 1 <= len(name) <= MAX_MODEL_NAME or len(gcz.model_hash) != MODEL_HASH_SIZE:
+        raise GczFormatError("model name must be 1..64 ASCII bytes and the hash 4 bytes")
+    if gcz.tables.channels != gcz.channels or gcz.tables.levels != gcz.levels:
+        raise GczFormatError("tables do not match channels/levels")
+    out = bytearray(MAGIC + bytes([FORMAT_VERSION]))
+    out += _section(SEC_IMAGE, write_uleb128(gcz.width) + write_uleb128(gcz.height))
+    out += _section(SEC_MODEL, bytes([len(name)]) + name + gcz.model_hash)
+    out += _section(SEC_LATENT, bytes([gcz.channels, gcz.levels, gcz.downsampling]))
+    out += _section(SEC_TABLES, pack_tables(gcz.tables))
+    out += _section(SEC_PAYLOAD, gcz.payload)
+    for sec in gcz.extra_sections:
+        out += _section(sec.type, sec.body, sec.critical)
+    out += struct.pack("<I", zlib.crc32(out))
+    return bytes(out)
+
+
+# ---------------------------------------------------------------- reading
+def check_envelope(data: bytes) -> None:
+    """Check magic, version, minimum size and CRC32; raise GczFormatError otherwise."""
+    if not data:
+        raise GczFormatError("empty file, not a .gcz file")
+    if len(data) <= len(MAGIC) and MAGIC.startswith(data):
+        raise GczFormatError(".gcz file is truncated")
+    if data[:len(MAGIC)] != MAGIC:
+        raise GczFormatError("not a .gcz file (wrong magic)")
+    version = data[len(MAGIC)]
+    if version > FORMAT_VERSION:
+        raise GczFormatError(f"format version {version} is newer than this gcz supports "
+                             f"({FORMAT_VERSION}); upgrade gcz")
+    if version == 0:
+        raise GczFormatError("invalid format version 0")
+    if len(data) < len(MAGIC) + 1 + CRC_SIZE:
+        raise GczFormatError(".gcz file is truncated")
+    stored = struct.unpack("<I", data[-CRC_SIZE:])[0]
+    if zlib.crc32(data[:-CRC_SIZE]) != stored:
+        raise GczFormatError(".gcz file is corrupted or truncated (CRC32 mismatch)")
+
+
+def read_sections(data: bytes) -> list[Section]:
+    """Split a CRC-checked file into its sections (in file order)."""
+    check_envelope(data)
+    r = _Reader(data[len(MAGIC) + 1:-CRC_SIZE], "section list")
+    sections = []
+    while r.remaining():
+        kind, flags = r.u8(), r.u8()
+        length = r.uleb128()
+        sections.append(Section(kind, flags, r.take(length)))
+    return sections
+
+
+def read(data: bytes) -> GczFile:
+    """Parse and validate a ``.gcz`` file; raise GczFormatError on any problem."""
+    sections = read_sections(data)
+    by_type: dict[int, Section] = {}
+    extra: list[Section] = []
+    for sec in sections:
+        if sec.type in SECTION_NAMES:
+            if sec.type in by_type:
+                raise GczFormatError(f"duplicate {sec.name} section")
+            by_type[sec.type] = sec
+        elif sec.critical:
+            raise GczFormatError(f"file needs section type 0x{sec.type:02x}, unknown to this gcz; upgrade gcz")
+        else:
+            extra.append(sec)
+    missing = [SECTION_NAMES[t] for t in REQUIRED_SECTIONS if t not in by_type]
+    if missing:
+        raise GczFormatError(f"missing section(s): {', '.join(missing)}")
+    if [s.type for s in sections if s.type in SECTION_NAMES] != list(REQUIRED_SECTIONS):
+        raise GczFormatError("sections are out of order")
+
+    r = _Reader(by_type[SEC_IMAGE].body, "IMAGE section")
+    width, height = r.uleb128(), r.uleb128()
+    r.done()
+    if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+        raise GczFormatError(f"image size {width}x{height} outside 1..{MAX_DIMENSION}")
+
+    r = _Reader(by_type[SEC_MODEL].body, "MODEL section")
+    name_len = r.u8()
+    if not 1 <= name_len <= MAX_MODEL_NAME:
+        raise GczFormatError("invalid model name length")
+    raw_name = r.take(name_len)
+    model_hash = r.take(MODEL_HASH_SIZE)
+    r.done()
+    try:
+        model_name = raw_name.decode("ascii")
+    except UnicodeDecodeError:
+        raise GczFormatError("model name is not ASCII") from None
+    if not model_name.isprintable():
+        raise GczFormatError("model name has control characters")
+
+    r = _Reader(by_type[SEC_LATENT].body, "LATENT section")
+    channels, levels, downsampling = r.u8(), r.u8(), r.u8()
+    r.done()
+    if channels < 1 or levels < 2 or downsampling < 1:
+        raise GczFormatError("invalid latent description")
+
+    tables = unpack_tables(by_type[SEC_TABLES].body, channels, levels)
+    return GczFile(width, height, model_name, model_hash, channels, levels, downsampling,
+                   tables, by_type[SEC_PAYLOAD].body, extra)

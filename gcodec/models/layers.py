@@ -1,0 +1,90 @@
+"""Building blocks in pix2pixHD notation (c7s1-k, dk, Rk, uk) shared by E and G."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SwitchableNorm(nn.Module):
+    """Instance normalisation that can switch to fixed, running statistics.
+
+    method.md: in the second half of training the generator uses fixed
+    statistics (batch-norm eval mode), which reduced artifacts and colour shift.
+    While ``fixed`` is False it behaves like affine instance norm and, in
+    training mode, tracks the batch mean of the instance statistics.
+    """
+
+    def __init__(self, channels: int, momentum: float = 0.01, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+        self.momentum = momentum
+        self.eps = eps
+        self.fixed = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fixed:
+            mean = self.running_mean.view(1, -1, 1, 1)
+            var = self.running_var.view(1, -1, 1, 1)
+        else:
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
+            if self.training:
+                with torch.no_grad():
+                    self.running_mean.lerp_(mean.mean(dim=0).flatten(), self.momentum)
+                    self.running_var.lerp_(var.mean(dim=0).flatten(), self.momentum)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+def conv7_block(in_ch: int, out_ch: int, norm: bool = True, act: bool = True) -> nn.Sequential:
+    """``c7s1-k``: reflection pad 3, 7x7 conv, [norm], [ReLU]."""
+    layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, out_ch, 7)]
+    if norm:
+        layers.append(SwitchableNorm(out_ch))
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def conv3_block(in_ch: int, out_ch: int, norm: bool = True, act: bool = True) -> nn.Sequential:
+    """``c3s1-k``: reflection pad 1, 3x3 conv, [norm], [ReLU]."""
+    layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3)]
+    if norm:
+        layers.append(SwitchableNorm(out_ch))
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def down_block(in_ch: int, out_ch: int) -> nn.Sequential:
+    """``dk``: 3x3 conv with stride 2, norm, ReLU (halves height and width)."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1),
+                         SwitchableNorm(out_ch), nn.ReLU(inplace=True))
+
+
+def up_block(in_ch: int, out_ch: int) -> nn.Sequential:
+    """``uk``: 3x3 transposed conv with stride 1/2, norm, ReLU (doubles height and width)."""
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1),
+                         SwitchableNorm(out_ch), nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    """``Rk``: two 3x3 convolutions with k filters and a skip connection."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3_block(channels, channels),
+                                  conv3_block(channels, channels, act=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def set_fixed_norm(module: nn.Module, fixed: bool) -> None:
+    """Switch every :class:`SwitchableNorm` inside ``module`` to fixed statistics or back."""
+    for m in module.modules():
+        if isinstance(m, SwitchableNorm):
+            m.fixed = fixed

@@ -1,0 +1,41 @@
+"""The L-level scalar quantizer q: hard nearest-center forward, soft gradients."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Quantizer(nn.Module):
+    """Nearest-center quantization to integer centers with a soft relaxation.
+
+    Forward output is always the hard quantized value; gradients flow through
+    the soft assignment ``sum_j c_j softmax(-sigma (w - c_j)^2)`` (Mentzer et al.
+    2018), i.e. a straight-through estimator around the soft value.
+    """
+
+    def __init__(self, centers: list[int], sigma: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("centers", torch.tensor(centers, dtype=torch.float32))
+        self.sigma = sigma
+
+    @property
+    def levels(self) -> int:
+        """Number of centers L."""
+        return int(self.centers.numel())
+
+    def symbols(self, w: torch.Tensor) -> torch.Tensor:
+        """Indices (0..L-1, int64) of the nearest center of every latent entry."""
+        low = float(self.centers[0])
+        return torch.clamp(torch.round(w - low), 0, self.levels - 1).to(torch.int64)
+
+    def dequantize(self, symbols: torch.Tensor) -> torch.Tensor:
+        """Center values of symbol indices."""
+        return self.centers[symbols]
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        hard = self.dequantize(self.symbols(w))
+        if not self.training:
+            return hard
+        dist = (w.unsqueeze(-1) - self.centers) ** 2
+        soft = (torch.softmax(-self.sigma * dist, dim=-1) * self.centers).sum(-1)
+        return soft + (hard - soft).detach()

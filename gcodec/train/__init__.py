@@ -1,0 +1,1 @@
+"""Training of gcz models (never imported by compress/decompress)."""

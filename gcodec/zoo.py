@@ -1,0 +1,187 @@
+"""Registry of pretrained models: manifest, checksum verification, loading.
+
+A weights directory holds ``manifest.json`` and one weight file per model.
+The shipped directory is ``weights/`` beside the package; directories listed
+in the ``GCZ_WEIGHTS`` environment variable (``os.pathsep``-separated) are
+searched first, so users can add their own trained models.
+
+A model's stable id inside ``.gcz`` files is its name plus the first 4 bytes
+of the sha256 of its weight file -- never a position in a list.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import GczModelError
+from .models.config import ArchConfig
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of a manifest.
+
+    Attributes:
+        name: registry name, stored in ``.gcz`` files.
+        path: the weight file.
+        sha256: hex digest the weight file must have.
+        arch: architecture that built the weights.
+        fixed_norm: run G's normalisation with fixed (running) statistics.
+        info: the rest of the manifest entry (training data, iterations, metrics).
+    """
+
+    name: str
+    path: Path
+    sha256: str
+    arch: ArchConfig
+    fixed_norm: bool = False
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def hash_prefix(self) -> bytes:
+        """The 4 bytes that identify these weights inside ``.gcz`` files."""
+        return bytes.fromhex(self.sha256[:8])
+
+    @property
+    def bpp_bound(self) -> float:
+        """Architectural rate bound C*log2(L)/256 in bits per pixel."""
+        import math
+        return self.arch.latent_channels * math.log2(self.arch.levels) / 256
+
+
+def search_dirs() -> list[Path]:
+    """Weights directories in search order: ``$GCZ_WEIGHTS`` entries, then the shipped one."""
+    extra = [Path(p) for p in os.environ.get("GCZ_WEIGHTS", "").split(os.pathsep) if p]
+    return extra + [SHIPPED_DIR]
+
+
+def read_manifest(directory: Path) -> list[ModelEntry]:
+    """Parse ``directory/manifest.json``; a missing manifest yields no models."""
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        return []
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("manifest_version") != MANIFEST_VERSION:
+            raise GczModelError(f"{path}: unsupported manifest version {doc.get('manifest_version')}")
+        entries = []
+        for name, item in doc["models"].items():
+            entries.append(ModelEntry(
+                name=name, path=directory / item["file"], sha256=item["sha256"].lower(),
+                arch=ArchConfig.from_dict(item["arch"]), fixed_norm=bool(item.get("fixed_norm", False)),
+                info={k: v for k, v in item.items() if k not in ("file", "sha256", "arch", "fixed_norm")}))
+        return entries
+    except GczModelError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise GczModelError(f"{path}: malformed manifest ({exc})") from None
+
+
+def list_models() -> list[ModelEntry]:
+    """All registered models; earlier search directories shadow later ones by name."""
+    seen: dict[str, ModelEntry] = {}
+    for directory in search_dirs():
+        for entry in read_manifest(directory):
+            seen.setdefault(entry.name, entry)
+    return list(seen.values())
+
+
+def default_model_name(channels: int) -> str:
+    """Registry name of the default model for C latent channels."""
+    return f"gcz-c{channels}"
+
+
+def find_model(name: str, hash_prefix: bytes | None = None) -> ModelEntry:
+    """Look up a model by name (and, for decoding, the weights-hash prefix from the file)."""
+    candidates = [e for d in search_dirs() for e in read_manifest(d) if e.name == name]
+    if not candidates:
+        known = ", ".join(sorted(e.name for e in list_models())) or "none"
+        raise GczModelError(f"unknown model {name!r} (installed: {known})")
+    if hash_prefix is None:
+        return candidates[0]
+    for entry in candidates:
+        if entry.hash_prefix == hash_prefix:
+            return entry
+    raise GczModelError(f"file needs model {name}@{hash_prefix.hex()}, but the installed {name} is "
+                        f"@{candidates[0].hash_prefix.hex()} (different weights)")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_cache: dict[tuple[str, str, str], Any] = {}
+_cache_lock = threading.Lock()
+
+
+def load_model(entry: ModelEntry, device: str = "cpu") -> Any:
+    """Verify the weight file's sha256, build the architecture and load the weights (float32, eval).
+
+    Loaded models are cached per (name, sha256, device).
+    """
+    key = (entry.name, entry.sha256, device)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    import torch
+
+    from .models.gc import GCModel
+    from .models.layers import set_fixed_norm
+
+    try:
+        blob = entry.path.read_bytes()
+    except OSError as exc:
+        raise GczModelError(f"weights of {entry.name} unreadable: {exc.strerror or exc}") from None
+    if hashlib.sha256(blob).hexdigest() != entry.sha256:
+        raise GczModelError(f"weights of {entry.name} ({entry.path.name}) fail their sha256 checksum")
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        model = GCModel(entry.arch)
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except Exception as exc:  # noqa: BLE001 - any load failure is a model error for the user
+        raise GczModelError(f"weights of {entry.name} do not fit its architecture: {exc}") from None
+    set_fixed_norm(model, entry.fixed_norm)
+    model = model.eval().to(device)
+    with _cache_lock:
+        _cache[key] = model
+    return model
+
+
+def save_weights(model: Any, path: Path) -> str:
+    """Write a model's inference weights (encoder + generator) as fp16; return the sha256."""
+    import torch
+
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def register_model(directory: Path, name: str, weight_file: str, sha256: str, arch: ArchConfig,
+                   fixed_norm: bool = False, info: dict[str, Any] | None = None) -> None:
+    """Add or replace a model entry in ``directory/manifest.json`` (atomic write)."""
+    path = directory / MANIFEST_NAME
+    doc = json.loads(path.read_text()) if path.is_file() else {"manifest_version": MANIFEST_VERSION, "models": {}}
+    doc["models"][name] = {"file": weight_file, "sha256": sha256, "arch": arch.to_dict(),
+                           "fixed_norm": fixed_norm, **(info or {})}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny randomly initialised models registered in a temporary weights folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gcodec import zoo
+from gcodec.models import GCModel, named_config
+
+TINY_CHANNELS = (2, 4, 8)
+
+
+def make_tiny_weights(directory: Path, channels=TINY_CHANNELS, seed: int = 0) -> None:
+    """Register tiny models ``gcz-c{C}`` (random weights, fixed seed) in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for c in channels:
+        torch.manual_seed(seed + c)
+        model = GCModel(named_config("tiny", c))
+        # spread encoder outputs so that all quantizer levels occur
+        with torch.no_grad():
+            model.encoder.net[-1][-1].weight.mul_(20.0)
+        path = directory / f"gcz-c{c}.pt"
+        sha = zoo.save_weights(model, path)
+        zoo.register_model(directory, f"gcz-c{c}", path.name, sha, model.config,
+                           info={"training": {"iterations": 0, "data": "none (test model)"}})
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A weights folder with tiny test models, put first on GCZ_WEIGHTS for the whole session."""
+    directory = tmp_path_factory.mktemp("weights")
+    make_tiny_weights(directory)
+    old = os.environ.get("GCZ_WEIGHTS")
+    os.environ["GCZ_WEIGHTS"] = str(directory)
+    zoo._cache.clear()
+    yield directory
+    if old is None:
+        os.environ.pop("GCZ_WEIGHTS", None)
+    else:
+        os.environ["GCZ_WEIGHTS"] = old
+    zoo._cache.clear()
+
+
+def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth, photo-like uint8 RGB test image (gradients plus texture)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([np.sin(xx / 17.0 + c) * np.cos(yy / 23.0 - c) for c in range(3)], axis=-1)
+    img = 127 + 90 * base + rng.normal(0, 12, (height, width, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def photo_file(tmp_path) -> Path:
+    """A 96x80 PNG test image on disk."""
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo_like(80, 96)).save(path)
+    return path

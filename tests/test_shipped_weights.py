@@ -1,0 +1,44 @@
+"""Smoke test of the weights shipped in weights/: manifest, checksums, a real photo round trip."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gcodec import codec, zoo
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = ROOT / "weights" / "manifest.json"
+EXAMPLE = ROOT / "examples" / "mountain.jpg"
+REQUIRED_INFO = {"training", "metrics"}
+
+
+def shipped_entries() -> list[zoo.ModelEntry]:
+    return zoo.read_manifest(ROOT / "weights")
+
+
+def test_manifest_lists_c2_c4_c8():
+    names = {e.name for e in shipped_entries()}
+    assert {"gcz-c2", "gcz-c4", "gcz-c8"} <= names
+
+
+@pytest.mark.parametrize("entry", shipped_entries(), ids=lambda e: e.name)
+def test_shipped_model(entry, monkeypatch):
+    monkeypatch.setenv("GCZ_WEIGHTS", "")
+    assert entry.path.stat().st_size <= 16 * 2 ** 20
+    assert zoo.sha256_file(entry.path) == entry.sha256
+    assert REQUIRED_INFO <= set(entry.info), "manifest entry lacks training data/metrics"
+    assert entry.info["training"]["iterations"] > 0
+    image = Image.open(EXAMPLE).convert("RGB")
+    data = codec.compress(image, model=entry.name)
+    bound_bytes = entry.bpp_bound * image.width * image.height / 8
+    assert len(data) <= bound_bytes, f"{len(data)} bytes > bound {bound_bytes:.0f}"
+    out = codec.decompress(data)
+    assert out.size == image.size
+    mse = np.mean((np.asarray(out, np.float64) - np.asarray(image, np.float64)) ** 2)
+    psnr = 10 * math.log10(255 ** 2 / mse)
+    assert psnr > 18.0, f"reconstruction not recognisable: {psnr:.1f} dB"

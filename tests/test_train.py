@@ -1,0 +1,179 @@
+"""Training system: a few iterations of every objective, checkpoint/resume, publish, DDP."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gcodec import zoo
+from gcodec.models import GCModel, named_config
+from gcodec.train import losses
+from gcodec.train.data import CropSampler, Sample, load_dataset, openimages_keep
+from gcodec.train.loop import TrainConfig, Trainer, warm_start
+
+from conftest import photo_like
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("imgs")
+    for i in range(3):
+        Image.fromarray(photo_like(70 + 10 * i, 90, seed=i)).save(root / f"{i}.png")
+    return root
+
+
+def config(tmp_path: Path, folder: Path, **kw) -> TrainConfig:
+    base = dict(out_dir=str(tmp_path / "run"), arch="tiny", channels=2, dataset="folder", data_root=str(folder),
+                iterations=3, crop=32, batch_size=2, perceptual=False, checkpoint_minutes=999, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_gan_training_runs_and_resumes(tmp_path, folder):
+    trainer = Trainer(config(tmp_path, folder, stage1_iters=1, fixed_norm_after=0.5), status=lambda s: None)
+    summary = trainer.run()
+    assert summary["iteration"] == 3
+    run = tmp_path / "run"
+    assert (run / "checkpoint.pt").is_file() and (run / "losses.png").is_file()
+    rows = (run / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration") and len(rows) >= 2
+    resumed = Trainer(config(tmp_path, folder, iterations=5, stage1_iters=1), status=lambda s: None)
+    assert resumed.iteration == 3
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[k], v)
+    assert resumed.run()["iteration"] == 5
+
+
+def test_gan_step_updates_discriminator_and_freezes_encoder(tmp_path, folder):
+    trainer = Trainer(config(tmp_path, folder, stage1_iters=1), status=lambda s: None)
+    trainer.step()
+    trainer.iteration = 1  # now in stage 2: GAN on, E frozen
+    enc_before = [p.clone() for p in trainer.model.encoder.parameters()]
+    disc_before = [p.clone() for p in trainer.disc.parameters()]
+    logs = trainer.step()
+    assert {"d", "g_adv", "fm", "mse"} <= set(logs)
+    assert all(torch.equal(a, b) for a, b in zip(enc_before, trainer.model.encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(disc_before, trainer.disc.parameters()))
+
+
+def test_noise_and_disc_labels(tmp_path, folder):
+    cfg = config(tmp_path, folder, noise_channels=2, disc_labels=True, num_classes=4)
+    trainer = Trainer(cfg, status=lambda s: None)
+    trainer.sampler = CropSampler([Sample(photo_like(40, 40), np.random.default_rng(0).integers(0, 4, (40, 40)).astype(np.uint8))], 32)
+    logs = trainer.step()
+    assert np.isfinite(logs["loss"])
+
+
+def test_max_minutes_stops_with_checkpoint(tmp_path, folder):
+    summary = Trainer(config(tmp_path, folder, iterations=10**6, max_minutes=0.0), status=lambda s: None).run()
+    assert summary["iteration"] == 0 and Path(summary["checkpoint"]).is_file()
+
+
+def test_publish_creates_loadable_weights(tmp_path, folder, monkeypatch):
+    from gcodec.train.publish import publish_checkpoint
+    Trainer(config(tmp_path, folder), status=lambda s: None).run()
+    weights = tmp_path / "weights"
+    entry = publish_checkpoint(tmp_path / "run" / "checkpoint.pt", "test-c2", weights, "unit test",
+                               {"bpp": 0.01})
+    assert entry["training"]["iterations"] == 3
+    monkeypatch.setenv("GCZ_WEIGHTS", str(weights))
+    model_entry = zoo.find_model("test-c2")
+    assert model_entry.info["metrics"]["bpp"] == 0.01
+    assert isinstance(zoo.load_model(model_entry), GCModel)
+    assert (weights / entry["file"]).stat().st_size < 16 * 2 ** 20
+
+
+def test_warm_start_across_channel_counts():
+    src = GCModel(named_config("tiny", 8))
+    dst = GCModel(named_config("tiny", 2))
+    warm_start(dst, src.state_dict())
+    a = src.encoder.net[-1][-1].weight
+    b = dst.encoder.net[-1][-1].weight
+    assert torch.equal(a[:2], b)
+    assert torch.equal(src.generator.net[1].body[0][1].weight, dst.generator.net[1].body[0][1].weight)
+
+
+def test_losses_known_values():
+    real = [[torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 2, 2)]]
+    fake = [[torch.ones(1, 2, 2, 2), torch.zeros(1, 1, 2, 2)]]
+    assert float(losses.lsgan_d_loss(real, fake)) == 0.0
+    assert float(losses.lsgan_g_loss(fake)) == 1.0
+    assert float(losses.feature_matching_loss(real, fake)) == 1.0
+    x = torch.zeros(1, 3, 4, 4)
+    assert float(losses.masked_mse(x + 2, x)) == 1.0
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1
+    y = x.clone()
+    y[..., 2:, :] = 2
+    assert float(losses.masked_mse(y, x, mask)) == 0.0
+
+
+def test_datasets(tmp_path, folder):
+    assert len(load_dataset("folder", folder)) == 3
+    pool = tmp_path / "pool"
+    (pool / "photos").mkdir(parents=True)
+    shutil.copy(folder / "0.png", pool / "photos" / "a.png")
+    shutil.copy(folder / "1.png", pool / "photos" / "b.png")
+    (pool / "index.json").write_text(json.dumps({"images": [{"file": "photos/a.png", "split": "train"},
+                                                            {"file": "photos/b.png", "split": "val"}]}))
+    assert len(load_dataset("bundled", pool, "train")) == 1
+    city = tmp_path / "city"
+    (city / "leftImg8bit" / "train" / "x").mkdir(parents=True)
+    (city / "gtFine" / "train" / "x").mkdir(parents=True)
+    Image.fromarray(photo_like(64, 128)).save(city / "leftImg8bit" / "train" / "x" / "a_leftImg8bit.png")
+    Image.fromarray(np.full((64, 128), 7, np.uint8)).save(city / "gtFine" / "train" / "x" / "a_gtFine_labelIds.png")
+    samples = load_dataset("cityscapes", city)
+    assert samples[0].pixels.shape == (512, 1024, 3) and samples[0].labels.shape == (512, 1024)
+    big = Image.fromarray(photo_like(1000, 1200))
+    assert openimages_keep(big) and not openimages_keep(Image.fromarray(photo_like(600, 700)))
+    assert not openimages_keep(Image.new("RGB", (1200, 1000), (255, 255, 255)))
+
+
+def test_perceptual_loss_offline():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from gcodec.train.perceptual import PerceptualLoss
+    loss = PerceptualLoss()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    assert float(loss(x, x)) == 0.0
+    y = x.clone().requires_grad_(True)
+    value = loss(y + 0.3, x)
+    value.backward()
+    assert float(value) > 0 and y.grad.abs().sum() > 0
+
+
+def test_vgg19_weights_file(tmp_path):
+    from gcodec.train.perceptual import VGG19Features
+    import torch.nn as nn
+    # a random VGG19 "features" state dict with torchvision's key names
+    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+    layers, ch = [], 3
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(ch, v, 3, padding=1), nn.ReLU()]
+            ch = v
+    state = {f"features.{k}": v for k, v in nn.Sequential(*layers).state_dict().items()}
+    torch.save(state, tmp_path / "vgg19.pth")
+    feats = VGG19Features(tmp_path / "vgg19.pth")(torch.zeros(1, 3, 32, 32))
+    assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512]
+
+
+def test_ddp_two_processes(tmp_path, folder):
+    """Data-parallel training with torchrun, 2 CPU processes, gloo backend."""
+    env = dict(os.environ, GCZ_DDP_BACKEND="gloo", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "gcodec.train.loop", "--out-dir", str(tmp_path / "ddp"), "--arch", "tiny", "-c", "2",
+           "--dataset", "folder", "--data-root", str(folder), "--iterations", "2", "--crop", "32",
+           "--no-perceptual", "--threads", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rank 1/2" in result.stderr and (tmp_path / "ddp" / "checkpoint.pt").is_file()
