@@ -432,8 +432,11 @@ def train_command(**opts: Any) -> None:
     cfg = TrainConfig(gan=not opts.pop("no_gan"), perceptual=not opts.pop("no_perceptual"),
                       fixed_norm_after=None if fixed < 0 else fixed, **opts)
     with user_errors():
-        summary = Trainer(cfg, status=lambda s: err_console.print(s, markup=False)).run()
-        click.echo(json.dumps(summary))
+        try:
+            trainer = Trainer(cfg, status=lambda s: err_console.print(s, markup=False))
+        except ValueError as exc:  # unknown architecture, empty dataset, ...
+            raise GczInputError(str(exc)) from None
+        click.echo(json.dumps(trainer.run()))
 
 
 @main.command()

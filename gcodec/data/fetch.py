@@ -27,6 +27,7 @@ from pathlib import Path
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
 from gcodec.data.archives import iter_eet_entries, iter_rcc_files
+from gcodec.errors import GczError
 
 __all__ = [
     "FetchError",
@@ -50,7 +51,7 @@ GRAY_SPREAD = 1.0
 PHOTO_EXTS = (".png", ".jpg")
 
 
-class FetchError(RuntimeError):
+class FetchError(GczError, RuntimeError):
     """Raised when the pool cannot be built (missing tools, failed download...)."""
 
 

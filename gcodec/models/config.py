@@ -29,6 +29,9 @@ class ArchConfig:
         noise_channels: channels of noise v concatenated to the latent (0 = none).
         disc_width: multiplier on the discriminator's 64..512 widths.
         disc_scales: number of discriminator scales (paper: 3).
+        norm: normalisation in E and G: ``instance`` (paper; switchable to fixed
+            statistics) or ``none`` (per-channel affine, zero-initialised
+            residual branches), which trains much faster from scratch.
     """
 
     latent_channels: int = 4
@@ -38,6 +41,7 @@ class ArchConfig:
     noise_channels: int = 0
     disc_width: float = 1.0
     disc_scales: int = 3
+    norm: str = "instance"
 
     def __post_init__(self) -> None:
         if self.latent_channels < 1:
@@ -46,6 +50,8 @@ class ArchConfig:
             raise ValueError("levels must be in 2..255")
         if self.width <= 0 or self.disc_width <= 0:
             raise ValueError("width multipliers must be positive")
+        if self.norm not in ("instance", "none"):
+            raise ValueError("norm must be 'instance' or 'none'")
         if self.res_blocks < 0 or self.noise_channels < 0 or self.disc_scales < 1:
             raise ValueError("res_blocks, noise_channels must be >= 0 and disc_scales >= 1")
 
@@ -78,11 +84,12 @@ class ArchConfig:
 
 
 #: Registered named configurations.  ``paper`` is exactly as published; ``cpu``
-#: is the configuration gcz ships (width 1/4: G of about 9.7 M parameters).
+#: is the configuration gcz ships (width 1/4: G of about 9.7 M parameters,
+#: without instance norm: see :class:`gcodec.models.layers.Affine`).
 CONFIGS: dict[str, ArchConfig] = {
     "paper": ArchConfig(width=1.0, res_blocks=9, disc_width=1.0),
-    "cpu": ArchConfig(width=0.25, res_blocks=9, disc_width=0.5),
-    "tiny": ArchConfig(width=0.0625, res_blocks=1, disc_width=0.125, disc_scales=2),
+    "cpu": ArchConfig(width=0.25, res_blocks=9, disc_width=0.5, norm="none"),
+    "tiny": ArchConfig(width=0.0625, res_blocks=1, disc_width=0.125, disc_scales=2, norm="none"),
 }
 
 

@@ -18,10 +18,10 @@ class Encoder(nn.Module):
     def __init__(self, config: ArchConfig) -> None:
         super().__init__()
         w = config.encoder_widths
-        layers: list[nn.Module] = [conv7_block(3, w[0])]
+        layers: list[nn.Module] = [conv7_block(3, w[0], config.norm)]
         for a, b in zip(w[:-1], w[1:]):
-            layers.append(down_block(a, b))
-        last = conv3_block(w[-1], config.latent_channels, norm=False, act=False)
+            layers.append(down_block(a, b, config.norm))
+        last = conv3_block(w[-1], config.latent_channels, norm=None, act=False)
         # Start with latents spread over several quantizer levels (std ~1.5): with the
         # default init nearly all of w rounds to 0 and G sees no information at first.
         with torch.no_grad():

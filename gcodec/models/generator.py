@@ -15,11 +15,11 @@ class Generator(nn.Module):
         super().__init__()
         w = config.encoder_widths
         in_ch = config.latent_channels + config.noise_channels
-        layers: list[nn.Module] = [conv3_block(in_ch, w[-1])]
-        layers += [ResidualBlock(w[-1]) for _ in range(config.res_blocks)]
+        layers: list[nn.Module] = [conv3_block(in_ch, w[-1], config.norm)]
+        layers += [ResidualBlock(w[-1], config.norm) for _ in range(config.res_blocks)]
         for a, b in zip(w[::-1][:-1], w[::-1][1:]):
-            layers.append(up_block(a, b))
-        layers += [conv7_block(w[0], 3, norm=False, act=False), nn.Tanh()]
+            layers.append(up_block(a, b, config.norm))
+        layers += [conv7_block(w[0], 3, norm=None, act=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.noise_channels = config.noise_channels
 

@@ -39,45 +39,81 @@ class SwitchableNorm(nn.Module):
         return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
-def conv7_block(in_ch: int, out_ch: int, norm: bool = True, act: bool = True) -> nn.Sequential:
-    """``c7s1-k``: reflection pad 3, 7x7 conv, [norm], [ReLU]."""
-    layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, out_ch, 7)]
-    if norm:
-        layers.append(SwitchableNorm(out_ch))
-    if act:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+class Affine(nn.Module):
+    """Per-channel scale and bias: the "normalisation" of ``norm="none"`` networks.
 
-
-def conv3_block(in_ch: int, out_ch: int, norm: bool = True, act: bool = True) -> nn.Sequential:
-    """``c3s1-k``: reflection pad 1, 3x3 conv, [norm], [ReLU]."""
-    layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3)]
-    if norm:
-        layers.append(SwitchableNorm(out_ch))
-    if act:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
-
-
-def down_block(in_ch: int, out_ch: int) -> nn.Sequential:
-    """``dk``: 3x3 conv with stride 2, norm, ReLU (halves height and width)."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1),
-                         SwitchableNorm(out_ch), nn.ReLU(inplace=True))
-
-
-def up_block(in_ch: int, out_ch: int) -> nn.Sequential:
-    """``uk``: 3x3 transposed conv with stride 1/2, norm, ReLU (doubles height and width)."""
-    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1),
-                         SwitchableNorm(out_ch), nn.ReLU(inplace=True))
-
-
-class ResidualBlock(nn.Module):
-    """``Rk``: two 3x3 convolutions with k filters and a skip connection."""
+    Instance norm removes every feature map's mean, so global colour and
+    brightness have no direct path through E and G; on short CPU training runs
+    this kept the model below a mean-colour predictor.  ``norm="none"`` with
+    zero-initialised residual branches (SkipInit) trains stably instead.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(conv3_block(channels, channels),
-                                  conv3_block(channels, channels, act=False))
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+NORMS = ("instance", "none")
+
+
+def make_norm(channels: int, kind: str) -> nn.Module:
+    """The normalisation layer of an architecture: ``instance`` (switchable) or ``none`` (affine)."""
+    if kind == "instance":
+        return SwitchableNorm(channels)
+    if kind == "none":
+        return Affine(channels)
+    raise ValueError(f"unknown norm {kind!r}; known: {', '.join(NORMS)}")
+
+
+def conv7_block(in_ch: int, out_ch: int, norm: str | None = "instance", act: bool = True) -> nn.Sequential:
+    """``c7s1-k``: reflection pad 3, 7x7 conv, [norm], [ReLU]."""
+    layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, out_ch, 7)]
+    if norm:
+        layers.append(make_norm(out_ch, norm))
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def conv3_block(in_ch: int, out_ch: int, norm: str | None = "instance", act: bool = True) -> nn.Sequential:
+    """``c3s1-k``: reflection pad 1, 3x3 conv, [norm], [ReLU]."""
+    layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3)]
+    if norm:
+        layers.append(make_norm(out_ch, norm))
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def down_block(in_ch: int, out_ch: int, norm: str = "instance") -> nn.Sequential:
+    """``dk``: 3x3 conv with stride 2, norm, ReLU (halves height and width)."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1),
+                         make_norm(out_ch, norm), nn.ReLU(inplace=True))
+
+
+def up_block(in_ch: int, out_ch: int, norm: str = "instance") -> nn.Sequential:
+    """``uk``: 3x3 transposed conv with stride 1/2, norm, ReLU (doubles height and width)."""
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1),
+                         make_norm(out_ch, norm), nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    """``Rk``: two 3x3 convolutions with k filters and a skip connection.
+
+    Without normalisation the residual branch starts at zero (SkipInit), so
+    the nine blocks begin as the identity and training stays stable.
+    """
+
+    def __init__(self, channels: int, norm: str = "instance") -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3_block(channels, channels, norm),
+                                  conv3_block(channels, channels, norm, act=False))
+        if norm == "none":
+            nn.init.zeros_(self.body[1][-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import GczInputError
 from ..models.config import ArchConfig, named_config
 from ..models.discriminator import MultiScaleDiscriminator
 from ..models.gc import GCModel
@@ -151,7 +152,7 @@ class Trainer:
         if ckpt.is_file():
             state = torch.load(ckpt, map_location=self.device, weights_only=False)
             if state["arch"] != self.arch.to_dict():
-                raise ValueError(f"{ckpt} was trained with another architecture; use a new --out-dir")
+                raise GczInputError(f"{ckpt} was trained with another architecture; use a new --out-dir")
             self.model.load_state_dict(state["model"])
             self.disc.load_state_dict(state["disc"])
             self.opt_g.load_state_dict(state["opt_g"])
