@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gcz-installed
 OUT    ?= demo-out
 
+PEER_PKGS := libheif-examples libavif-bin libjxl-tools webp libopenjp2-tools
+
 .PHONY: setup demo test data train-c4 peers bench eval clean
 
 setup: $(STAMP)
@@ -38,6 +40,21 @@ data: setup
 
 train-c4: data
 	$(BIN)/gcz train --out-dir runs/c4 --channels 4 --data-root data/pool --max-minutes 60
+
+# peer codecs for `make eval` / `make bench` (Debian/Ubuntu, needs root)
+peers:
+	apt-get install -y $(PEER_PKGS)
+
+# benchmarks, not tests: bench/results.json + bench/results.md (BENCH_ARGS=--quick skips 4096x4096)
+bench: setup
+	$(BIN)/gcz bench --out bench $(BENCH_ARGS)
+
+# rate-quality comparison on the held-out photos; rerunning resumes
+EVAL_OUT ?= eval-out
+eval: setup data peers
+	$(BIN)/gcz eval data/pool --split val --max-side 768 --channels 2,4,8 \
+	  --codecs heic,avif,jxl,webp,jp2,jpeg --match same,double --out $(EVAL_OUT) $(EVAL_ARGS)
+	@echo "open $(EVAL_OUT)/index.html; README section in $(EVAL_OUT)/README_section.md"
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -117,11 +117,18 @@ def write_output(target: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give outputs the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @dataclass
@@ -172,6 +179,8 @@ def run_jobs(jobs: list[Job], work: Callable[[Job], dict[str, Any]], as_json: bo
                 progress.advance(task)
             if caught.message:
                 failures += 1
+                if not caught.message.startswith(job.source):
+                    caught.message = f"{job.source}: {caught.message}"
                 err_console.print(f"gcz: error: {caught.message}", markup=False, highlight=False, soft_wrap=True)
                 if as_json:
                     click.echo(json.dumps({"input": job.source, "error": caught.message}))
@@ -445,13 +454,17 @@ def train_command(**opts: Any) -> None:
 @click.option("--weights-dir", default=str(Path(__file__).resolve().parent.parent / "weights"), show_default=True)
 @click.option("--data", "data_desc", default="bundled offline photo pool (train split)", show_default=True)
 @click.option("--metrics", "metrics_json", default=None, help="JSON file of measured metrics to record.")
-def publish(checkpoint: str, name: str, weights_dir: str, data_desc: str, metrics_json: str | None) -> None:
-    """Turn a training checkpoint into a shipped fp16 weight file + manifest entry."""
+@click.option("--replace", is_flag=True, help="Replace an already published model of that name.")
+@click.option("--no-default", is_flag=True, help="Do not make it the default model for its channel count.")
+def publish(checkpoint: str, name: str, weights_dir: str, data_desc: str, metrics_json: str | None,
+            replace: bool, no_default: bool) -> None:
+    """Turn a training checkpoint into a shipped weight file (int8/fp16) + manifest entry."""
     from .train.publish import publish_checkpoint
 
     with user_errors():
         entry = publish_checkpoint(Path(checkpoint), name, Path(weights_dir), data_desc,
-                                   json.loads(Path(metrics_json).read_text()) if metrics_json else None)
+                                   json.loads(Path(metrics_json).read_text()) if metrics_json else None,
+                                   replace=replace, default=not no_default)
         click.echo(json.dumps(entry))
 
 

@@ -97,7 +97,21 @@ def list_models() -> list[ModelEntry]:
 
 
 def default_model_name(channels: int) -> str:
-    """Registry name of the default model for C latent channels."""
+    """Registry name of the default model for C latent channels.
+
+    The first manifest (in search order) whose ``defaults`` maps C decides, so
+    a release can make a retrained model the default while the models that
+    wrote older files stay installed under their own names.
+    """
+    for directory in search_dirs():
+        path = directory / MANIFEST_NAME
+        if path.is_file():
+            try:
+                defaults = json.loads(path.read_text()).get("defaults", {})
+            except ValueError:
+                continue
+            if str(channels) in defaults:
+                return str(defaults[str(channels)])
     return f"gcz-c{channels}"
 
 
@@ -152,7 +166,7 @@ def load_model(entry: ModelEntry, device: str = "cpu") -> Any:
     try:
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
         model = GCModel(entry.arch)
-        model.load_state_dict({k: v.float() for k, v in state.items()})
+        model.load_state_dict(expand_state(state))
     except Exception as exc:  # noqa: BLE001 - any load failure is a model error for the user
         raise GczModelError(f"weights of {entry.name} do not fit its architecture: {exc}") from None
     set_fixed_norm(model, entry.fixed_norm)
@@ -162,13 +176,55 @@ def load_model(entry: ModelEntry, device: str = "cpu") -> Any:
     return model
 
 
-def save_weights(model: Any, path: Path) -> str:
-    """Write a model's inference weights (encoder + generator) as fp16; return the sha256."""
+#: Suffix of the per-output-channel scale stored beside an int8 weight tensor.
+SCALE_SUFFIX = ".__int8_scale"
+
+
+def compact_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Compact a float state dict for shipping.
+
+    Weight tensors of 2+ dimensions with at least 1024 entries become int8 with a
+    symmetric fp16 scale per output channel (dimension 0, or dimension 1 for
+    transposed convolutions' ``(in, out, k, k)`` layout is irrelevant: the scale
+    is per slice of dimension 0 either way); everything else becomes fp16.
+    """
     import torch
 
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if not value.is_floating_point():
+            out[key] = value
+        elif value.dim() >= 2 and value.numel() >= 1024:
+            flat = value.float().reshape(value.shape[0], -1)
+            scale = (flat.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
+            out[key] = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(value.shape)
+            out[key + SCALE_SUFFIX] = scale.half()
+        else:
+            out[key] = value.half()
+    return out
+
+
+def expand_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`compact_state`: float32 tensors keyed like the model."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if key.endswith(SCALE_SUFFIX):
+            continue
+        scale = state.get(key + SCALE_SUFFIX)
+        if scale is not None:
+            shape = (-1,) + (1,) * (value.dim() - 1)
+            out[key] = value.float() * scale.float().reshape(shape)
+        else:
+            out[key] = value.float() if value.is_floating_point() else value
+    return out
+
+
+def save_weights(model: Any, path: Path) -> str:
+    """Write a model's inference weights (int8 + fp16, see :func:`compact_state`); return the sha256."""
+    import torch
+
     buf = io.BytesIO()
-    torch.save(state, buf)
+    torch.save(compact_state(model.state_dict()), buf)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(buf.getvalue())
     os.replace(tmp, path)
@@ -176,10 +232,16 @@ def save_weights(model: Any, path: Path) -> str:
 
 
 def register_model(directory: Path, name: str, weight_file: str, sha256: str, arch: ArchConfig,
-                   fixed_norm: bool = False, info: dict[str, Any] | None = None) -> None:
-    """Add or replace a model entry in ``directory/manifest.json`` (atomic write)."""
+                   fixed_norm: bool = False, info: dict[str, Any] | None = None,
+                   default: bool = False) -> None:
+    """Add or replace a model entry in ``directory/manifest.json`` (atomic write).
+
+    With ``default`` the model becomes the default for its channel count.
+    """
     path = directory / MANIFEST_NAME
     doc = json.loads(path.read_text()) if path.is_file() else {"manifest_version": MANIFEST_VERSION, "models": {}}
+    if default:
+        doc.setdefault("defaults", {})[str(arch.latent_channels)] = name
     doc["models"][name] = {"file": weight_file, "sha256": sha256, "arch": arch.to_dict(),
                            "fixed_norm": fixed_norm, **(info or {})}
     tmp = path.with_suffix(".json.tmp")

@@ -67,3 +67,21 @@ def test_unknown_model_id_in_file(tiny_weights):
     gcz.model_hash = b"\xde\xad\xbe\xef"
     with pytest.raises(GczModelError, match="different weights"):
         gcodec.decompress(container.write(gcz))
+
+
+def test_thousands_of_damaged_files_fail_cleanly(tiny_weights):
+    """Through the public API, damaged files end in GczError, never another exception."""
+    good = gcodec.compress(photo_like(48, 64))
+    rng = np.random.default_rng(2024)
+    for i in range(2000):
+        damaged = bytearray(good)
+        if i % 3 == 0:
+            damaged = damaged[: int(rng.integers(0, len(good)))]
+        else:
+            for _ in range(int(rng.integers(1, 4))):
+                pos = int(rng.integers(0, len(damaged)))
+                damaged[pos] ^= 1 << int(rng.integers(0, 8))
+        if bytes(damaged) == good:
+            continue
+        with pytest.raises(gcodec.GczError):
+            gcodec.decompress(bytes(damaged))

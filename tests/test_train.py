@@ -89,6 +89,12 @@ def test_publish_creates_loadable_weights(tmp_path, folder, monkeypatch):
     assert model_entry.info["metrics"]["bpp"] == 0.01
     assert isinstance(zoo.load_model(model_entry), GCModel)
     assert (weights / entry["file"]).stat().st_size < 16 * 2 ** 20
+    assert zoo.default_model_name(2) == "test-c2"
+    from gcodec.errors import GczModelError
+    with pytest.raises(GczModelError, match="already published"):
+        publish_checkpoint(tmp_path / "run" / "checkpoint.pt", "test-c2", weights, "unit test")
+    publish_checkpoint(tmp_path / "run" / "checkpoint.pt", "test-c2", weights, "unit test", replace=True)
+    assert len(list(weights.glob("test-c2-*.pt"))) == 1
 
 
 def test_warm_start_across_channel_counts():
@@ -177,3 +183,23 @@ def test_ddp_two_processes(tmp_path, folder):
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rank 1/2" in result.stderr and (tmp_path / "ddp" / "checkpoint.pt").is_file()
+
+
+def test_sigterm_writes_checkpoint(tmp_path, folder):
+    """A background run killed with SIGTERM stops cleanly and leaves a resumable checkpoint."""
+    import signal
+    import time
+    out = tmp_path / "sig"
+    cmd = [sys.executable, "-m", "gcodec.cli", "train", "--out-dir", str(out), "--arch", "tiny", "-c", "2",
+           "--dataset", "folder", "--data-root", str(folder), "--iterations", "1000000", "--crop", "32",
+           "--no-perceptual", "--threads", "1", "--checkpoint-minutes", "999"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (out / "log.csv").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["iteration"] > 0

@@ -13,7 +13,9 @@ import math
 import os
 import platform
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,9 +159,13 @@ class Trainer:
             self.disc.load_state_dict(state["disc"])
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
+            for opt in (self.opt_g, self.opt_d):  # a resumed run may change the learning rate
+                for group in opt.param_groups:
+                    group["lr"] = self.cfg.lr
             self.iteration = state["iteration"]
             self.elapsed = state["elapsed"]
             torch.set_rng_state(state["torch_rng"])
+            self._truncate_log()
             self.status(f"resumed from {ckpt} at iteration {self.iteration}")
         elif self.cfg.init_from:
             state = torch.load(self.cfg.init_from, map_location=self.device, weights_only=False)
@@ -167,6 +173,20 @@ class Trainer:
             if "disc" in state:
                 self.disc.load_state_dict(state["disc"], strict=False)
             self.status(f"warm start from {self.cfg.init_from}")
+
+    def _truncate_log(self) -> None:
+        """Drop log rows written after the checkpoint we resume from (they will be redone)."""
+        log_path = self.out / LOG_NAME
+        if self.rank != 0 or not log_path.is_file():
+            return
+        with open(log_path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= self.iteration]
+        if len(kept) != len(rows):
+            tmp = log_path.with_suffix(".csv.tmp")
+            with open(tmp, "w", newline="") as fh:
+                csv.writer(fh).writerows(kept)
+            os.replace(tmp, log_path)
 
     def state(self) -> dict[str, Any]:
         """Everything needed to resume (and to export weights)."""
@@ -262,10 +282,14 @@ class Trainer:
         if writer and new_log:
             writer.writeheader()
         progress = _Progress(cfg.iterations, self.iteration, enabled=self.rank == 0, status=self.status)
+        stop = _StopFlag()
         try:
             while self.iteration < cfg.iterations:
                 if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
                     self.status("time budget reached")
+                    break
+                if stop.requested:
+                    self.status("stop requested (SIGTERM): writing checkpoint")
                     break
                 t0 = time.monotonic()
                 logs = self.step()
@@ -280,6 +304,7 @@ class Trainer:
                     self.save()
                     last_ckpt = time.monotonic()
         finally:
+            stop.restore()
             progress.close()
             self.save()
             if log_fh:
@@ -294,6 +319,23 @@ class Trainer:
         if self.rank == 0:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+
+class _StopFlag:
+    """SIGTERM asks the loop to stop after the current step (so a checkpoint is written)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 class _Progress:

@@ -1,4 +1,4 @@
-"""Checkpoint -> shipped weight file (fp16, encoder + generator) + manifest entry."""
+"""Checkpoint -> shipped weight file (int8/fp16, encoder + generator) + manifest entry."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,16 +7,24 @@ from typing import Any
 import torch
 
 from .. import zoo
+from ..errors import GczModelError
 from ..models.config import ArchConfig
 from ..models.gc import GCModel
 
 
 def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc: str,
-                       metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+                       metrics: dict[str, Any] | None = None, replace: bool = False,
+                       default: bool = True) -> dict[str, Any]:
     """Write ``weights_dir/<name>-<sha8>.pt`` and register it in the manifest.
 
-    Returns the manifest entry written.
+    Released weights decode files in the wild: a name already in the manifest
+    is only replaced with ``replace=True`` (publish retrained models under a
+    new name instead).  Returns the manifest entry written.
     """
+    existing = {e.name for e in zoo.read_manifest(weights_dir)}
+    if name in existing and not replace:
+        raise GczModelError(f"model {name} is already published in {weights_dir}; files written with it "
+                            "must stay decodable, so publish under a new name (or pass --replace)")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     arch = ArchConfig.from_dict(state["arch"])
     model = GCModel(arch)
@@ -36,8 +44,9 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
                          "crop": cfg.get("crop"), "lr": cfg.get("lr"), "gan": cfg.get("gan"),
                          "stage1_iters": cfg.get("stage1_iters"),
                          "perceptual": "efficientnet-lite0" if not cfg.get("vgg_weights") else "vgg19"},
-            "dtype": "float16"}
+            "dtype": "int8 weights (per-output-channel fp16 scales), fp16 rest"}
     if metrics:
         info["metrics"] = metrics
-    zoo.register_model(weights_dir, name, final.name, sha, arch, fixed_norm=bool(state.get("fixed_norm")), info=info)
+    zoo.register_model(weights_dir, name, final.name, sha, arch, fixed_norm=bool(state.get("fixed_norm")), info=info,
+                       default=default)
     return {"name": name, "file": final.name, "sha256": sha, **info}

@@ -1,0 +1,463 @@
+"""Benchmarks (``gcz bench`` / ``make bench``): speed, memory, entropy coding, peers, at several sizes.
+
+Every (size, backend, phase) runs in its own Python subprocess, so the peak
+resident memory reported (``ru_maxrss``) belongs to that one input and phase,
+and the model load time is a cold load.  Results go to ``OUT/results.json``
+and a readable ``OUT/results.md``.
+
+Backends: ``torch-cpu`` (the library path, :func:`gcodec.codec.compress_loaded`
+/ :func:`gcodec.codec.decompress`, tiled above 2048x2048), ``onnx-cpu`` (ONNX
+Runtime on the models :func:`gcodec.export.export_onnx` writes, tiled the same
+way) and ``torch-cuda`` when a CUDA device is present.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import GczError, GczInputError
+
+FULL_SIZES = ((768, 512), (2048, 2048), (4096, 4096))
+QUICK_SIZES = ((768, 512), (2048, 2048))
+#: Memory budget a 16-megapixel image must stay under.
+MEMORY_BUDGET_MB = 2048
+#: Low-rate settings at which peers are timed (knob value, mode), close to gcz's rates.
+PEER_SETTINGS = {"heic": (10, 0), "avif": (50, 0), "jxl": (10.0, 0), "webp": (10, 0), "jp2": (300.0, 0),
+                 "jpeg": (10, 0)}
+EXAMPLE = Path(__file__).resolve().parent.parent.parent / "examples" / "mountain.jpg"
+
+
+@dataclass
+class BenchConfig:
+    """What ``gcz bench`` measures.
+
+    Attributes:
+        out: output folder (``results.json``, ``results.md``).
+        channels: channels of the default model benchmarked.
+        sizes: (width, height) inputs.
+        backends: subset of ``torch-cpu``, ``onnx-cpu``, ``torch-cuda``.
+        peers: peer codecs timed on the same images.
+        threads: torch / ONNX Runtime intra-op threads (None: library default).
+        image: source photo resized to every size (default: the bundled example).
+    """
+
+    out: Path
+    channels: int = 4
+    sizes: tuple[tuple[int, int], ...] = FULL_SIZES
+    backends: tuple[str, ...] = ("torch-cpu", "onnx-cpu", "torch-cuda")
+    peers: tuple[str, ...] = ("heic", "avif", "jxl", "webp", "jp2", "jpeg")
+    threads: int | None = None
+    image: Path | None = None
+
+
+@dataclass
+class BenchResults:
+    """Everything written to ``results.json``."""
+
+    machine: dict[str, Any]
+    model: dict[str, Any]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    entropy: list[dict[str, Any]] = field(default_factory=list)
+    peers: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ inputs
+def test_image(width: int, height: int, source: Path | None = None) -> np.ndarray:
+    """A photo of exactly ``width`` x ``height``: ``source`` (or the bundled example) cropped and resized,
+    or, without any photo, a deterministic photo-like synthetic image."""
+    from PIL import Image, ImageOps
+
+    src = source or EXAMPLE
+    if src.is_file():
+        with Image.open(src) as img:
+            return np.asarray(ImageOps.fit(img.convert("RGB"), (width, height), Image.Resampling.LANCZOS))
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([np.sin(xx / 37.0 + c) * np.cos(yy / 53.0 - c) for c in range(3)], axis=-1)
+    return np.clip(127 + 90 * base + rng.normal(0, 10, (height, width, 3)), 0, 255).astype(np.uint8)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+# ------------------------------------------------------------------ worker (one subprocess per measurement)
+class _OrtModel:
+    """ONNX Runtime sessions of a model's encoder and generator."""
+
+    def __init__(self, onnx_dir: Path, threads: int | None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.enc = ort.InferenceSession(str(onnx_dir / "encoder.onnx"), opts, providers=["CPUExecutionProvider"])
+        self.gen = ort.InferenceSession(str(onnx_dir / "generator.onnx"), opts, providers=["CPUExecutionProvider"])
+
+    def encode(self, x: Any) -> Any:
+        import torch
+        return torch.from_numpy(self.enc.run(None, {"image": x.numpy()})[0])
+
+    def generate(self, symbols: Any) -> Any:
+        import torch
+        return torch.from_numpy(self.gen.run(None, {"symbols": symbols.numpy().astype(np.int64)})[0])
+
+
+def _ort_compress(ort_model: _OrtModel, pixels: np.ndarray, entry: Any) -> bytes:
+    from .. import container, entropy, tiling
+    from ..codec import MIN_PADDED_SIDE, _to_tensor
+    from ..imageio import pad_image
+
+    padded = pad_image(pixels, 16, MIN_PADDED_SIDE)
+    x = _to_tensor(padded, "cpu")
+    if tiling.needs_tiling(x.shape[-2], x.shape[-1]):
+        symbols = tiling.encode_tiled(ort_model.encode, x)
+    else:
+        symbols = ort_model.encode(x)
+    symbols = symbols[0].numpy()
+    tables = entropy.best_tables(symbols, entry.arch.levels)
+    gcz = container.GczFile(width=pixels.shape[1], height=pixels.shape[0], model_name=entry.name,
+                            model_hash=entry.hash_prefix, channels=entry.arch.latent_channels,
+                            levels=entry.arch.levels, downsampling=16, tables=tables,
+                            payload=entropy.encode(symbols, tables))
+    return container.write(gcz)
+
+
+def _ort_decompress(ort_model: _OrtModel, data: bytes) -> np.ndarray:
+    import torch
+
+    from .. import container, tiling
+    from ..codec import _to_pixels, decode_symbols
+
+    gcz = container.read(data)
+    symbols = torch.from_numpy(decode_symbols(gcz)).unsqueeze(0)
+    if tiling.needs_tiling(symbols.shape[-2] * 16, symbols.shape[-1] * 16):
+        image = tiling.tiled_synthesis(ort_model.generate, symbols)
+    else:
+        image = ort_model.generate(symbols)
+    return _to_pixels(image)[:gcz.height, :gcz.width]
+
+
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """One measurement in a fresh process: ``spec`` names phase (encode/decode), backend, size, model."""
+    import torch
+
+    from .. import codec, tiling, zoo
+
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
+    backend, phase = spec["backend"], spec["phase"]
+    device = "cuda" if backend == "torch-cuda" else "cpu"
+    entry = zoo.find_model(spec["model"])
+    width, height = spec["size"]
+    result: dict[str, Any] = {"rss_after_import_mb": peak_rss_mb()}
+    t0 = time.perf_counter()
+    if backend == "onnx-cpu":
+        model: Any = _OrtModel(Path(spec["onnx_dir"]), spec.get("threads"))
+    else:
+        model = zoo.load_model(entry, device)
+        if device == "cuda":
+            torch.cuda.synchronize()
+    result["model_load_s"] = time.perf_counter() - t0
+    pixels = test_image(width, height, Path(spec["image"]) if spec.get("image") else None)
+    warm = np.ascontiguousarray(pixels[:256, :256])
+    gcz_path = Path(spec["gcz_path"])
+
+    def enc(px: np.ndarray) -> bytes:
+        if backend == "onnx-cpu":
+            return _ort_compress(model, px, entry)
+        from ..imageio import LoadedImage
+        return codec.compress_loaded(LoadedImage(px), entry, device)
+
+    def dec(data: bytes) -> np.ndarray:
+        if backend == "onnx-cpu":
+            return _ort_decompress(model, data)
+        return np.asarray(codec.decompress(data, device))
+
+    dec(enc(warm))  # first-call overheads (allocator, kernels) out of the timings
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    if phase == "encode":
+        t0 = time.perf_counter()
+        data = enc(pixels)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        result["seconds"] = time.perf_counter() - t0
+        gcz_path.write_bytes(data)
+        result["bytes"] = len(data)
+    else:
+        data = gcz_path.read_bytes()
+        t0 = time.perf_counter()
+        out = dec(data)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        result["seconds"] = time.perf_counter() - t0
+        if out.shape != pixels.shape:
+            raise GczError(f"decoded {out.shape}, expected {pixels.shape}")
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["tiled"] = tiling.needs_tiling(-(-height // 16) * 16, -(-width // 16) * 16)
+    if device == "cuda":
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def _spawn(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run :func:`worker` in a subprocess and parse its JSON answer."""
+    proc = subprocess.run([sys.executable, "-m", "gcodec.eval.bench", json.dumps(spec)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False, env=os.environ.copy())
+    if proc.returncode != 0:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines() or ["(no output)"]
+        raise GczError(f"benchmark worker failed ({spec['backend']} {spec['phase']} "
+                       f"{spec['size'][0]}x{spec['size'][1]}): {lines[-1]}")
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ entropy coding
+def bench_entropy(symbols: np.ndarray, levels: int, name: str, repeats: int = 3) -> dict[str, Any]:
+    """Range-coder throughput on ``symbols`` (C, h, w) and payload size vs the tables' cross-entropy."""
+    from .. import entropy
+
+    tables = entropy.best_tables(symbols, levels)
+    enc_t, dec_t = [], []
+    payload = b""
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        payload = entropy.encode(symbols, tables)
+        t1 = time.perf_counter()
+        back = entropy.decode(payload, tables, symbols.shape)
+        t2 = time.perf_counter()
+        enc_t.append(t1 - t0)
+        dec_t.append(t2 - t1)
+    if not np.array_equal(back, symbols):
+        raise GczError("entropy round trip failed")
+    ideal = tables.cross_entropy_bits(symbols) / 8
+    n = int(symbols.size)
+    counts = np.stack([np.bincount(symbols[c].ravel(), minlength=levels) for c in range(symbols.shape[0])])
+    p = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    empirical = float(-(counts * np.log2(np.where(p > 0, p, 1))).sum() / 8)
+    return {"model": name, "latent_shape": list(symbols.shape), "symbols": n,
+            "encode_symbols_per_s": n / min(enc_t), "decode_symbols_per_s": n / min(dec_t),
+            "table_precision": tables.precision,
+            "table_bytes": entropy.table_bits(symbols.shape[0], levels, tables.precision) / 8,
+            "payload_bytes": len(payload), "cross_entropy_bytes": ideal, "empirical_entropy_bytes": empirical,
+            "payload_overhead_pct": 100 * (len(payload) - ideal) / ideal if ideal else None}
+
+
+# ------------------------------------------------------------------ driver
+def _machine() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                            "cpu_count": os.cpu_count(), "python": platform.python_version(),
+                            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    try:
+        import onnxruntime
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = None
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        if names:
+            info["processor"] = names[0]
+    except OSError:
+        pass
+    return info
+
+
+def run_bench(cfg: BenchConfig, status: Any = None) -> BenchResults:
+    """Run every benchmark and write ``results.json`` and ``results.md`` into ``cfg.out``."""
+    import torch
+
+    from .. import zoo
+    from ..codec import resolve_model
+    from . import peers as peer_mod
+
+    say = status or (lambda s: None)
+    entry = resolve_model(cfg.channels, None)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    res = BenchResults(machine=_machine(), model={"name": entry.name, "id": f"{entry.name}@{entry.hash_prefix.hex()}",
+                                                  "arch": entry.arch.to_dict(), "fixed_norm": entry.fixed_norm})
+    backends = list(cfg.backends)
+    if "torch-cuda" in backends and not torch.cuda.is_available():
+        backends.remove("torch-cuda")
+        res.notes.append("torch-cuda skipped: no CUDA device")
+    gcz_time: dict[tuple[str, str], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="gcz-bench-") as tmp:
+        onnx_dir = Path(tmp) / "onnx"
+        if "onnx-cpu" in backends:
+            try:
+                import onnxruntime  # noqa: F401
+
+                from ..export import export_onnx
+                export_onnx(entry, onnx_dir, force=True)
+            except (ImportError, GczError) as exc:
+                backends.remove("onnx-cpu")
+                res.notes.append(f"onnx-cpu skipped: {exc}")
+        for (w, h) in cfg.sizes:
+            mp = w * h / 1e6
+            for backend in backends:
+                row: dict[str, Any] = {"size": f"{w}x{h}", "megapixels": mp, "backend": backend}
+                try:
+                    for phase in ("encode", "decode"):
+                        say(f"bench: {backend} {phase} {w}x{h}")
+                        spec = {"backend": backend, "phase": phase, "size": [w, h], "model": entry.name,
+                                "threads": cfg.threads, "onnx_dir": str(onnx_dir),
+                                "image": str(cfg.image) if cfg.image else None,
+                                "gcz_path": str(Path(tmp) / f"{backend}-{w}x{h}.gcz")}
+                        out = _spawn(spec)
+                        row[f"{phase}_s"] = out["seconds"]
+                        row[f"{phase}_s_per_mp"] = out["seconds"] / mp
+                        row[f"peak_rss_{phase}_mb"] = out["peak_rss_mb"]
+                        row[f"model_load_{phase}_s"] = out["model_load_s"]
+                        row["rss_after_import_mb"] = out["rss_after_import_mb"]
+                        row["tiled"] = out["tiled"]
+                        if "bytes" in out:
+                            row["bytes"], row["bpp"] = out["bytes"], out["bytes"] * 8 / (w * h)
+                        if "peak_gpu_mb" in out:
+                            row[f"peak_gpu_{phase}_mb"] = out["peak_gpu_mb"]
+                except GczError as exc:
+                    res.notes.append(str(exc))
+                    continue
+                row["model_load_s"] = min(row.pop("model_load_encode_s"), row.pop("model_load_decode_s"))
+                row["peak_rss_mb"] = max(row["peak_rss_encode_mb"], row["peak_rss_decode_mb"])
+                if row["peak_rss_mb"] > MEMORY_BUDGET_MB and mp > 10:
+                    res.notes.append(f"{backend} {w}x{h}: peak RSS {row['peak_rss_mb']:.0f} MiB exceeds "
+                                     f"{MEMORY_BUDGET_MB} MiB")
+                res.runs.append(row)
+                gcz_time[(row["size"], backend)] = {"encode": row["encode_s"], "decode": row["decode_s"]}
+            _bench_peers(cfg, res, peer_mod, w, h, gcz_time.get((f"{w}x{h}", "torch-cpu")), say)
+    say("bench: entropy coding")
+    _bench_entropy_models(cfg, res, zoo)
+    write_results(cfg.out, res)
+    return res
+
+
+def _bench_peers(cfg: BenchConfig, res: BenchResults, peer_mod: Any, w: int, h: int,
+                 gcz: dict[str, float] | None, say: Any) -> None:
+    pixels: np.ndarray | None = None
+    for name in cfg.peers:
+        codec = peer_mod.get_peer(name)
+        missing = codec.missing_tools()
+        if missing:
+            note = f"{name} timing skipped: {', '.join(missing)} not on PATH ({codec.install_hint()})"
+            if note not in res.notes:
+                res.notes.append(note)
+            continue
+        if pixels is None:
+            pixels = test_image(w, h, cfg.image)
+        say(f"bench: {name} {w}x{h}")
+        value, mode = PEER_SETTINGS[name]
+        try:
+            data, _, enc_s, dec_s = codec.roundtrip(pixels, value, mode)
+        except GczError as exc:
+            res.notes.append(f"{name} {w}x{h}: {exc}")
+            continue
+        row = {"size": f"{w}x{h}", "codec": name, "label": codec.label,
+               "setting": codec.knobs[mode].describe(value), "bpp": len(data) * 8 / (w * h),
+               "encode_s": enc_s, "decode_s": dec_s, "encode_s_per_mp": enc_s / (w * h / 1e6),
+               "decode_s_per_mp": dec_s / (w * h / 1e6)}
+        if gcz:
+            row["gcz_encode_over_peer"] = gcz["encode"] / enc_s if enc_s else None
+            row["gcz_decode_over_peer"] = gcz["decode"] / dec_s if dec_s else None
+        res.peers.append(row)
+
+
+def _bench_entropy_models(cfg: BenchConfig, res: BenchResults, zoo: Any) -> None:
+    import torch
+
+    from ..codec import MIN_PADDED_SIDE, _to_tensor
+    from ..imageio import pad_image
+
+    w, h = max(cfg.sizes, key=lambda s: s[0] * s[1]) if cfg.sizes else (768, 512)
+    w, h = min(w, 2048), min(h, 2048)
+    pixels = pad_image(test_image(w, h, cfg.image), 16, MIN_PADDED_SIDE)
+    for c in (2, 4, 8):
+        try:
+            entry = zoo.find_model(zoo.default_model_name(c))
+            model = zoo.load_model(entry, "cpu")
+        except GczError:
+            continue
+        with torch.no_grad():
+            symbols = model.encode_symbols(_to_tensor(pixels, "cpu"))[0].numpy()
+        res.entropy.append({**bench_entropy(symbols, entry.arch.levels, entry.name), "image": f"{w}x{h}"})
+
+
+# ------------------------------------------------------------------ output
+def markdown(res: BenchResults) -> str:
+    """A readable report of the results."""
+    m = res.machine
+    lines = [f"# gcz benchmarks: {res.model['id']}", "",
+             f"{m['processor']}, {m['cpu_count']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+             f"onnxruntime {m.get('onnxruntime')}, CUDA: {m.get('cuda') or 'none'}", "",
+             "## gcz encode / decode", "",
+             "| size | backend | tiled | encode s | decode s | enc s/MP | dec s/MP | peak RSS enc MiB | "
+             "peak RSS dec MiB | model load s | bpp |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in res.runs:
+        gpu = f" (GPU {r['peak_gpu_decode_mb']:.0f})" if "peak_gpu_decode_mb" in r else ""
+        lines.append(f"| {r['size']} | {r['backend']} | {'yes' if r['tiled'] else 'no'} | {r['encode_s']:.3f} | "
+                     f"{r['decode_s']:.3f} | {r['encode_s_per_mp']:.3f} | {r['decode_s_per_mp']:.3f} | "
+                     f"{r['peak_rss_encode_mb']:.0f} | {r['peak_rss_decode_mb']:.0f}{gpu} | "
+                     f"{r['model_load_s']:.3f} | {r.get('bpp', 0):.4f} |")
+    lines += ["", "## Entropy coding (range coder, static per-channel tables)", "",
+              "| model | symbols | encode sym/s | decode sym/s | payload B | cross-entropy B | overhead % | "
+              "tables B |", "|---|---|---|---|---|---|---|---|"]
+    for e in res.entropy:
+        lines.append(f"| {e['model']} | {e['symbols']} | {e['encode_symbols_per_s']:.3g} | "
+                     f"{e['decode_symbols_per_s']:.3g} | {e['payload_bytes']} | {e['cross_entropy_bytes']:.1f} | "
+                     f"{e['payload_overhead_pct']:.2f} | {e['table_bytes']:.1f} |")
+    lines += ["", "## Peers on the same images (gcz torch-cpu time / peer time)", "",
+              "| size | codec | setting | bpp | encode s | decode s | gcz enc / peer | gcz dec / peer |",
+              "|---|---|---|---|---|---|---|---|"]
+    for p in res.peers:
+        ratio_e = p.get("gcz_encode_over_peer")
+        ratio_d = p.get("gcz_decode_over_peer")
+        lines.append(f"| {p['size']} | {p['codec']} | `{p['setting']}` | {p['bpp']:.4f} | {p['encode_s']:.3f} | "
+                     f"{p['decode_s']:.3f} | {'–' if ratio_e is None else f'{ratio_e:.1f}x'} | "
+                     f"{'–' if ratio_d is None else f'{ratio_d:.1f}x'} |")
+    if res.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in res.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: Path, res: BenchResults) -> tuple[Path, Path]:
+    """Write ``results.json`` and ``results.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    js, md = out / "results.json", out / "results.md"
+    js.write_text(json.dumps(asdict(res), indent=2) + "\n")
+    md.write_text(markdown(res))
+    return js, md
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """``768x512,2048x2048`` -> ((768, 512), (2048, 2048))."""
+    sizes = []
+    for part in text.split(","):
+        try:
+            w, h = (int(v) for v in part.lower().strip().split("x"))
+        except ValueError:
+            raise GczInputError(f"bad size {part!r}: use WIDTHxHEIGHT") from None
+        if w < 1 or h < 1:
+            raise GczInputError(f"bad size {part!r}")
+        sizes.append((w, h))
+    return tuple(sizes)
+
+
+if __name__ == "__main__":  # the subprocess side of _spawn
+    print(json.dumps(worker(json.loads(sys.argv[1]))))

@@ -1,0 +1,115 @@
+"""``gcz eval`` and ``gcz bench``: thin click commands over :mod:`.runner`, :mod:`.report` and :mod:`.bench`."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ..cli import err_console, resolve_device, user_errors
+from ..errors import GczInputError
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in _csv(text))
+    except ValueError:
+        raise GczInputError(f"--channels takes comma-separated integers, not {text!r}") from None
+
+
+@click.command("eval")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, help="Results folder (rerunning resumes).")
+@click.option("-c", "--channels", default="2,4,8", show_default=True, help="gcz models, by latent channels.")
+@click.option("--codecs", default="heic,avif,jxl,webp,jp2,jpeg", show_default=True, help="Peer codecs.")
+@click.option("--match", "matches", default="same,double", show_default=True,
+              help="Peer byte targets: gcz's bytes (same) and/or twice them (double).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto (gcz only).")
+@click.option("--patch", type=int, default=256, show_default=True, help="Patch size for KID/FID (128-256).")
+@click.option("--no-kid", is_flag=True, help="Skip the patch features (KID/FID).")
+@click.option("--no-ssimulacra2", is_flag=True, help="Skip SSIMULACRA2 (about 1 s per image and codec).")
+@click.option("--tolerance", type=float, default=0.05, show_default=True,
+              help="Relative size error within which a peer reaches its byte target.")
+@click.option("--split", default=None, help="Take a folder's images of this split of its index.json (e.g. val).")
+@click.option("--max-side", type=int, default=None, help="Downscale images to this longer side first (e.g. 768).")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine).")
+def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: str, matches: str, device: str,
+                 patch: int, no_kid: bool, no_ssimulacra2: bool, tolerance: float, split: str | None,
+                 max_side: int | None, threads: int | None) -> None:
+    """Compare gcz with engineered codecs at matched file sizes (folders or image files)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import metrics, report, runner
+
+    with user_errors():
+        if threads:
+            import torch
+            torch.set_num_threads(threads)
+        if not 32 <= patch <= 1024:
+            raise GczInputError("--patch must be between 32 and 1024")
+        ssim2 = not no_ssimulacra2 and metrics.ssimulacra2_available()
+        cfg = runner.EvalConfig(
+            inputs=runner.collect_images(inputs, split), out=Path(out_dir), channels=_channels(channels),
+            codecs=_csv(codecs), matches=_csv(matches), device=resolve_device(device), ssimulacra2=ssim2,
+            kid=not no_kid, patch=patch, tolerance=tolerance, max_side=max_side)
+        if not no_ssimulacra2 and not ssim2:
+            err_console.print("note: SSIMULACRA2 skipped (pip install ssimulacra2)", markup=False)
+        progress = Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                            transient=True)
+        with progress:
+            task = progress.add_task("", total=runner.total_units(cfg))
+            outcome = runner.run_eval(cfg, lambda desc, n: progress.update(task, advance=n, description=desc))
+        for note in outcome.notes:
+            err_console.print(f"note: {note}", markup=False)
+        command = " ".join(["gcz eval", *map(shlex.quote, inputs), *(["--split", split] if split else []),
+                            *(["--max-side", str(max_side)] if max_side else []), "--channels", channels,
+                            "--codecs", codecs, "--match", matches, "--patch", str(patch),
+                            *(["--no-kid"] if no_kid else []),
+                            *(["--no-ssimulacra2"] if no_ssimulacra2 else []), "--out", shlex.quote(out_dir)])
+        rep = report.build_report(cfg.out, command=command)
+        console = Console()
+        (console if console.is_terminal else Console(width=200)).print(report.rich_table(rep.summary))
+        err_console.print(f"{outcome.computed} rows computed, {outcome.skipped} resumed; "
+                          f"open {rep.files['index']}", markup=False)
+
+
+@click.command("bench")
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Folder for results.json / results.md.")
+@click.option("-c", "--channels", type=int, default=4, show_default=True, help="Benchmark the default C model.")
+@click.option("--quick", is_flag=True, help="Skip 4096x4096 (768x512 and 2048x2048 only).")
+@click.option("--sizes", default=None, help="Override sizes, e.g. 768x512,4096x4096.")
+@click.option("--backends", default="torch-cpu,onnx-cpu,torch-cuda", show_default=True)
+@click.option("--codecs", default="heic,avif,jxl,webp,jp2,jpeg", show_default=True, help="Peers to time.")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime.")
+@click.option("--image", default=None, help="Photo resized to every size (default: examples/mountain.jpg).")
+def bench_command(out_dir: str, channels: int, quick: bool, sizes: str | None, backends: str, codecs: str,
+                  threads: int | None, image: str | None) -> None:
+    """Speed, peak memory and entropy-coding benchmarks (writes OUT/results.json)."""
+    from . import bench, peers
+
+    with user_errors():
+        for name in _csv(codecs):
+            peers.get_peer(name)
+        chosen = _csv(backends)
+        unknown = set(chosen) - {"torch-cpu", "onnx-cpu", "torch-cuda"}
+        if unknown:
+            raise GczInputError(f"unknown backend(s): {', '.join(sorted(unknown))}")
+        cfg = bench.BenchConfig(
+            out=Path(out_dir), channels=channels,
+            sizes=bench.parse_sizes(sizes) if sizes else (bench.QUICK_SIZES if quick else bench.FULL_SIZES),
+            backends=chosen, peers=_csv(codecs), threads=threads, image=Path(image) if image else None)
+        with err_console.status("benchmarking") as status:
+            res = bench.run_bench(cfg, lambda s: status.update(s))
+        console = Console()
+        if console.is_terminal:
+            from rich.markdown import Markdown
+            console.print(Markdown(bench.markdown(res)))
+        else:
+            click.echo(bench.markdown(res))
+        err_console.print(f"wrote {cfg.out / 'results.json'} and {cfg.out / 'results.md'}", markup=False)
