@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import container, entropy, tiling, zoo
+from . import container, entropy, zoo
 from .errors import GczInputError
 from .imageio import ImageLike, LoadedImage, load_image, pad_image, to_pil
 
@@ -50,6 +50,8 @@ def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "cp
     model = zoo.load_model(entry, device)
     ds = 16
     padded = pad_image(image.pixels, ds, MIN_PADDED_SIDE)
+    from . import tiling  # imports torch: only when a network runs
+
     symbols = tiling.encode_symbols(model, _to_tensor(padded, device))[0].cpu().numpy()
     tables = entropy.best_tables(symbols, entry.arch.levels)
     gcz = container.GczFile(
@@ -97,5 +99,7 @@ def decompress(data: bytes, device: str = "cpu", seed: int | None = None) -> Ima
         raise GczInputError(f"model {entry.name} does not match the file's latent description")
     model = zoo.load_model(entry, device)
     symbols = torch.from_numpy(decode_symbols(gcz)).unsqueeze(0).to(device)
+    from . import tiling
+
     pixels = _to_pixels(tiling.decode_symbols(model, symbols, seed=seed))  # tiled above 2048x2048
     return to_pil(pixels[:gcz.height, :gcz.width])
