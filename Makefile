@@ -9,7 +9,7 @@ OUT    ?= demo-out
 
 PEER_PKGS := libheif-examples libavif-bin libjxl-tools webp libopenjp2-tools
 
-.PHONY: setup demo test data train-c4 peers bench eval clean
+.PHONY: setup demo test data train train-c4 peers bench eval clean
 
 setup: $(STAMP)
 
@@ -38,8 +38,25 @@ test: setup
 data: setup
 	$(BIN)/gcz data fetch --root data/pool
 
-train-c4: data
-	$(BIN)/gcz train --out-dir runs/c4 --channels 4 --data-root data/pool --max-minutes 60
+# the shipped recipe (see README, Training): stage 1 rate-distortion (E and G, MSE only),
+# then stage 2 adversarial fine-tuning of G with E frozen, in a copy of the run folder.
+# Rerunning a stage resumes it; STAGE1_MINUTES / STAGE2_MINUTES bound each call.
+C ?= 4
+STAGE1_MINUTES ?= 120
+STAGE2_MINUTES ?= 60
+TRAIN_COMMON = --arch cpu --channels $(C) --dataset bundled --data-root data/pool --crop 128 \
+	--batch-size 4 --fixed-norm-after -1 --checkpoint-minutes 4
+train: data
+	$(BIN)/gcz train --out-dir runs/c$(C) $(TRAIN_COMMON) --no-gan --no-perceptual --lr 5e-4 \
+	  --iterations 1000000 --max-minutes $(STAGE1_MINUTES)
+	test -f runs/c$(C)-gan/checkpoint.pt || (mkdir -p runs/c$(C)-gan && cp runs/c$(C)/checkpoint.pt runs/c$(C)/log.csv runs/c$(C)-gan/)
+	$(BIN)/gcz train --out-dir runs/c$(C)-gan $(TRAIN_COMMON) --lr 2e-4 --lambda-perceptual 0.1 \
+	  --stage1-iters $$($(BIN)/python -c "import torch; print(torch.load('runs/c$(C)/checkpoint.pt', weights_only=False)['iteration'])") \
+	  --iterations 1000000 --max-minutes $(STAGE2_MINUTES)
+	@echo "publish with: $(BIN)/gcz publish runs/c$(C)-gan/checkpoint.pt --name my-c$(C)"
+
+train-c4:
+	$(MAKE) train C=4
 
 # peer codecs for `make eval` / `make bench` (Debian/Ubuntu, needs root)
 peers:

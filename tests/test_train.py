@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import torch
 from PIL import Image
 
 from gcodec import zoo
+from gcodec.errors import GczModelError
 from gcodec.models import GCModel, named_config
 from gcodec.train import losses
 from gcodec.train.data import CropSampler, Sample, load_dataset, openimages_keep
@@ -203,3 +205,21 @@ def test_sigterm_writes_checkpoint(tmp_path, folder):
     assert proc.returncode == 0, err.decode()[-2000:]
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["iteration"] > 0
+
+
+def test_publish_metrics_from_eval_summary():
+    from gcodec.train.publish import metrics_for
+
+    arch = named_config("tiny", 4)
+    summary = {"feature_network": "net", "command": "gcz eval x", "codecs": [
+        {"name": "heic", "results": {"reference": ["m"], "bpp": [1.0]}},
+        {"name": "gcz", "results": {
+            "reference": ["other", "m"], "bpp": [0.01, 0.03], "psnr-rgb": [20.0, 22.0], "ms-ssim-rgb": [0.8, 0.85],
+            "ssimulacra2": [None, -5.0], "kid": [0.1, 0.05], "fid": [9.0, 8.0], "encoding_time": [0.5, 0.5],
+            "decoding_time": [0.4, 0.4], "n_images": [3, 3]}}]}
+    m = metrics_for(summary, "m", arch)
+    bound = 4 * math.log2(5) / 256
+    assert m["bpp"] == 0.03 and m["psnr"] == 22.0 and m["kid"] == 0.05 and m["bpp_bound"] == round(bound, 5)
+    assert m["below_bound_percent"] == pytest.approx(100 * (1 - 0.03 / bound), abs=0.01)
+    with pytest.raises(GczModelError, match="no measurement"):
+        metrics_for(summary, "absent", arch)

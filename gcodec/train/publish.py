@@ -1,6 +1,7 @@
 """Checkpoint -> shipped weight file (int8/fp16, encoder + generator) + manifest entry."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,7 @@ import torch
 
 from .. import zoo
 from ..errors import GczModelError
-from ..models.config import ArchConfig
+from ..models.config import DOWNSAMPLING, ArchConfig
 from ..models.gc import GCModel
 
 
@@ -46,7 +47,34 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
                          "perceptual": "efficientnet-lite0" if not cfg.get("vgg_weights") else "vgg19"},
             "dtype": "int8 weights (per-output-channel fp16 scales), fp16 rest"}
     if metrics:
-        info["metrics"] = metrics
+        info["metrics"] = metrics_for(metrics, name, arch) if "codecs" in metrics else metrics
     zoo.register_model(weights_dir, name, final.name, sha, arch, fixed_norm=bool(state.get("fixed_norm")), info=info,
                        default=default)
     return {"name": name, "file": final.name, "sha256": sha, **info}
+
+
+def metrics_for(summary: dict[str, Any], name: str, arch: ArchConfig) -> dict[str, Any]:
+    """The manifest metrics of model ``name`` taken from a ``gcz eval`` summary.json.
+
+    Raises :class:`GczModelError` when the summary holds no measurement of that model.
+    """
+    for codec in summary.get("codecs", []):
+        if codec.get("name") != "gcz":
+            continue
+        res = codec["results"]
+        for i, ref in enumerate(res.get("reference", [])):
+            if ref != name:
+                continue
+            bound = arch.latent_channels * math.log2(arch.levels) / DOWNSAMPLING ** 2
+            bpp = res["bpp"][i]
+            return {"bpp": bpp, "bpp_bound": round(bound, 5),
+                    "below_bound_percent": round(100 * (1 - bpp / bound), 2) if bpp else None,
+                    "psnr": res["psnr-rgb"][i], "ms_ssim": res["ms-ssim-rgb"][i],
+                    "ssimulacra2": res.get("ssimulacra2", [None] * (i + 1))[i],
+                    "kid": res.get("kid", [None] * (i + 1))[i], "fid": res.get("fid", [None] * (i + 1))[i],
+                    "kid_fid_features": summary.get("feature_network"),
+                    "encoding_time_s": res["encoding_time"][i], "decoding_time_s": res["decoding_time"][i],
+                    "n_images": res.get("n_images", [None] * (i + 1))[i],
+                    "images": "validation split of the bundled photo pool, longer side 768 px",
+                    "command": summary.get("command")}
+    raise GczModelError(f"the eval summary holds no measurement of model {name}")
