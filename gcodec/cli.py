@@ -456,15 +456,16 @@ def train_command(**opts: Any) -> None:
 @click.option("--metrics", "metrics_json", default=None, help="JSON file of measured metrics to record.")
 @click.option("--replace", is_flag=True, help="Replace an already published model of that name.")
 @click.option("--no-default", is_flag=True, help="Do not make it the default model for its channel count.")
+@click.option("--notes", default=None, help="Free-text training notes to record (warm starts, stages).")
 def publish(checkpoint: str, name: str, weights_dir: str, data_desc: str, metrics_json: str | None,
-            replace: bool, no_default: bool) -> None:
+            replace: bool, no_default: bool, notes: str | None) -> None:
     """Turn a training checkpoint into a shipped weight file (int8/fp16) + manifest entry."""
     from .train.publish import publish_checkpoint
 
     with user_errors():
         entry = publish_checkpoint(Path(checkpoint), name, Path(weights_dir), data_desc,
                                    json.loads(Path(metrics_json).read_text()) if metrics_json else None,
-                                   replace=replace, default=not no_default)
+                                   replace=replace, default=not no_default, notes=notes)
         click.echo(json.dumps(entry))
 
 

@@ -84,6 +84,23 @@ def test_eval_end_to_end_schema_and_resume(tiny_weights, photos, tmp_path):
     again = runner.run_eval(cfg)
     assert again.computed == 0 and again.skipped == 12
 
+    # a row of other weights under the same model name, and a peer row matched to other bytes, are
+    # recomputed (appended; the later row under a key wins); everything else is kept
+    rows = runner.read_rows(out / runner.RESULTS_NAME)
+    gcz_row = next(r for r in rows if r["codec"] == r["reference"])
+    peer_row = next(r for r in rows if r["codec"] == "jpeg" and r["image"] != gcz_row["image"])
+    feature_time = (out / gcz_row["features"]).stat().st_mtime_ns
+    with open(out / runner.RESULTS_NAME, "a") as fh:
+        fh.write("\n" + json.dumps({**gcz_row, "setting": gcz_row["reference"] + "@00000000", "psnr": -1.0}) + "\n")
+        fh.write(json.dumps({**peer_row, "target_bytes": peer_row["target_bytes"] + 1000}) + "\n")
+    third = runner.run_eval(cfg)
+    assert third.computed == 2 and third.skipped == 10
+    fresh = {r["key"]: r for r in runner.read_rows(out / runner.RESULTS_NAME)}
+    assert len(fresh) == 12
+    assert fresh[gcz_row["key"]]["setting"] == gcz_row["setting"] and fresh[gcz_row["key"]]["psnr"] > 0
+    assert fresh[peer_row["key"]]["target_bytes"] == peer_row["target_bytes"]
+    assert (out / fresh[gcz_row["key"]]["features"]).stat().st_mtime_ns > feature_time  # features recomputed too
+
     rep = report.build_report(out, command="gcz eval photos --out run")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["feature_network"] == FEATURE_NETWORK
@@ -126,6 +143,12 @@ def test_summary_leaves_out_missed_targets():
     header, table = report.table_rows(summary)
     assert any("not reached" in cell for r in table for cell in r)
     assert "bpp" in header
+    # head to head: heic reached only on image a, so gcz is compared on image a alone; webp never reached
+    assert [(e["peer"], e["n_images"]) for e in summary["paired"]] == [("heic", 1)]
+    pair = summary["paired"][0]
+    assert pair["gcz"]["psnr-rgb"] == pytest.approx(20.0) and pair["gcz"]["bpp"] == pytest.approx(0.02)
+    assert pair["peer_metrics"]["psnr-rgb"] == pytest.approx(24.0)
+    assert "| gcz-c4 | heic | same | 1 | 0.0200 / 0.0200 | 20.00 / 24.00 |" in report.paired_markdown(summary)
 
 
 def test_missing_tool_is_skipped_with_a_note(tiny_weights, photos, tmp_path, monkeypatch):
@@ -168,3 +191,10 @@ def test_bench_entropy_and_markdown():
     assert bench.parse_sizes("768x512, 16x32") == ((768, 512), (16, 32))
     with pytest.raises(GczInputError):
         bench.parse_sizes("768by512")
+
+
+def test_append_after_a_torn_line_starts_a_new_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"key": "a"}\n{"key": "to')
+    runner._append(path, {"key": "b"})
+    assert [r["key"] for r in runner.read_rows(path)] == ["a", "b"]

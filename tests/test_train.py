@@ -95,7 +95,10 @@ def test_publish_creates_loadable_weights(tmp_path, folder, monkeypatch):
     from gcodec.errors import GczModelError
     with pytest.raises(GczModelError, match="already published"):
         publish_checkpoint(tmp_path / "run" / "checkpoint.pt", "test-c2", weights, "unit test")
-    publish_checkpoint(tmp_path / "run" / "checkpoint.pt", "test-c2", weights, "unit test", replace=True)
+    again = publish_checkpoint(tmp_path / "run" / "checkpoint.pt", "test-c2", weights, "unit test", replace=True,
+                               notes="warm start from another run")
+    assert again["training"]["notes"] == "warm start from another run"
+    assert again["training"]["perceptual"] is None  # trained with perceptual=False
     assert len(list(weights.glob("test-c2-*.pt"))) == 1
 
 

@@ -77,7 +77,7 @@ def summarize(out: Path, rows: list[dict[str, Any]], run: dict[str, Any] | None 
     for r in rows:
         family = "gcz" if r["codec"] == r["reference"] else r["codec"]
         groups[(family, r["reference"], r["match"])].append(r)
-        labels[family] = "gcz (GAN, this project)" if family == "gcz" else r.get("label", family)
+        labels[family] = "gcz (this project)" if family == "gcz" else r.get("label", family)
     codecs: dict[str, dict[str, Any]] = {}
     for (family, ref, match), group in sorted(groups.items()):
         ok = [r for r in group if r.get("reached", True)]
@@ -107,12 +107,41 @@ def summarize(out: Path, rows: list[dict[str, Any]], run: dict[str, Any] | None 
         for k in RESULT_KEYS:
             res[k] = [res[k][i] for i in order]
     order = ["gcz"] + sorted(k for k in codecs if k != "gcz")
+    paired = _paired(out, groups, originals)
     return {
         "feature_network": run.get("feature_network"), "patch": run.get("patch"),
         "tolerance": run.get("tolerance"), "images": sorted({r["image"] for r in rows}),
         "notes": run.get("notes", []), "command": run.get("command"),
         "codecs": [codecs[k] for k in order if k in codecs],
+        "paired": paired,
     }
+
+
+def _side(out: Path, rows: list[dict[str, Any]], originals: dict[str, str | None]) -> dict[str, Any]:
+    """Mean metrics of ``rows`` and their KID, as one side of a head-to-head comparison."""
+    return {"bpp": _mean([r["bpp"] for r in rows]), "psnr-rgb": _mean([r.get("psnr") for r in rows]),
+            "ms-ssim-rgb": _mean([r.get("ms_ssim") for r in rows]),
+            "ssimulacra2": _mean([r.get("ssimulacra2") for r in rows]),
+            "kid": _distribution(out, rows, originals)[0]}
+
+
+def _paired(out: Path, groups: dict[tuple[str, str, str], list[dict[str, Any]]],
+            originals: dict[str, str | None]) -> list[dict[str, Any]]:
+    """Head-to-head entries: each peer point against its gcz model on exactly the images where the peer
+    reached its byte target, so that both sides' means (and KID) cover the same photos."""
+    entries = []
+    for (family, ref, match), group in sorted(groups.items()):
+        if family == "gcz":
+            continue
+        ok_images = {r["image"] for r in group if r.get("reached", True)}
+        gcz_rows = [r for r in groups.get(("gcz", ref, "-"), []) if r["image"] in ok_images]
+        peer_rows = [r for r in group if r.get("reached", True) and r["image"] in {g["image"] for g in gcz_rows}]
+        if not peer_rows:
+            continue
+        entries.append({"peer": family, "point": f"{match} as {ref}", "reference": ref, "match": match,
+                        "n_images": len(peer_rows), "gcz": _side(out, gcz_rows, originals),
+                        "peer_metrics": _side(out, peer_rows, originals)})
+    return sorted(entries, key=lambda e: (e["reference"], e["peer"], e["match"] != "same"))
 
 
 def _safe(text: str) -> str:
@@ -166,6 +195,20 @@ def markdown_table(summary: dict[str, Any]) -> str:
     header, rows = table_rows(summary)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def paired_markdown(summary: dict[str, Any]) -> str:
+    """The head-to-head table (gcz vs each peer point on the images where the peer reached its target)."""
+    lines = ["| gcz model | peer | point | images | bpp gcz / peer | PSNR gcz / peer | SSIMULACRA2 gcz / peer "
+             "| KID×10³ gcz / peer |", "|---|---|---|---|---|---|---|---|"]
+    for e in summary.get("paired", []):
+        g, p = e["gcz"], e["peer_metrics"]
+        kid_g = None if g["kid"] is None else g["kid"] * 1e3
+        kid_p = None if p["kid"] is None else p["kid"] * 1e3
+        lines.append(f"| {e['reference']} | {e['peer']} | {e['match']} | {e['n_images']} | "
+                     f"{_fmt(g['bpp'], 4)} / {_fmt(p['bpp'], 4)} | {_fmt(g['psnr-rgb'], 2)} / {_fmt(p['psnr-rgb'], 2)} | "
+                     f"{_fmt(g['ssimulacra2'], 1)} / {_fmt(p['ssimulacra2'], 1)} | {_fmt(kid_g, 1)} / {_fmt(kid_p, 1)} |")
     return "\n".join(lines)
 
 
@@ -244,8 +287,8 @@ def plot(summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
 
 
 def crops_grid(out: Path, rows: list[dict[str, Any]], max_images: int = 4) -> Path | None:
-    """Side-by-side crops: per image, the original, every gcz model and every peer at ``same`` bytes
-    as the middle gcz model, each labelled with codec and bpp."""
+    """Side-by-side crops: per image, the original, every gcz model and every peer at ``same`` (and, where
+    measured, ``double``) the bytes of the middle gcz model, each labelled with codec and bpp."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -259,7 +302,9 @@ def crops_grid(out: Path, rows: list[dict[str, Any]], max_images: int = 4) -> Pa
     columns: list[tuple[str, Any]] = [("original", None)]
     columns += [(ref, (ref, ref, "-")) for ref in refs]
     peers_ = sorted({r["codec"] for r in rows if r["codec"] != r["reference"]})
-    columns += [(f"{p} (= {mid})", (p, mid, "same")) for p in peers_]
+    for p in peers_:
+        columns += [(f"{p} ({'=' if m == 'same' else '2×'} {mid})", (p, mid, m)) for m in ("same", "double")
+                    if any(r["codec"] == p and r["reference"] == mid and r["match"] == m for r in rows)]
     by_key = {(r["image"], r["codec"], r["reference"], r["match"]): r for r in rows}
     fig, axes = plt.subplots(len(images), len(columns), figsize=(2.3 * len(columns), 2.5 * len(images)),
                              squeeze=False)
@@ -303,6 +348,10 @@ def readme_section(summary: dict[str, Any], plot_path: str, command: str | None 
         markdown_table(summary), "",
         f"![rate–quality curves]({plot_path})", "",
     ]
+    if summary.get("paired"):
+        lines += ["Head to head: each peer point against its gcz model on exactly the images where the peer "
+                  "reached its byte target (the table above averages gcz over all images, the peers over "
+                  "the reached ones; KID on few images is noisy).", "", paired_markdown(summary), ""]
     if net:
         lines += [f"KID and FID are computed on {summary.get('patch')} px patches with **{net}** ImageNet "
                   "features (not Inception: the numbers are not comparable with published FIDs; the training "
@@ -324,6 +373,12 @@ def _html_page(summary: dict[str, Any], files: dict[str, Path], out: Path) -> st
                    f"</figcaption></figure>" for k, p in files.items() if p.suffix == ".png")
     notes = "".join(f"<li>{esc(n)}</li>" for n in summary.get("notes", []))
     net = summary.get("feature_network")
+    md_rows = [line.strip("|").split("|") for line in paired_markdown(summary).splitlines()]
+    paired = "" if len(md_rows) < 3 else (
+        "<h2>Head to head</h2><p>Each peer point against its gcz model on exactly the images where the peer "
+        "reached its byte target.</p><table><tr>" + "".join(f"<th>{esc(c.strip())}</th>" for c in md_rows[0])
+        + "</tr>" + "".join("<tr>" + "".join(f"<td>{esc(c.strip())}</td>" for c in r) + "</tr>"
+                            for r in md_rows[2:]) + "</table>")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>gcz eval</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
@@ -336,6 +391,7 @@ Peers matched to gcz's bytes per image (±{round(100 * (summary.get('tolerance')
 {f'<p>Command: <code>{esc(summary["command"])}</code></p>' if summary.get('command') else ''}
 {f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
 <h2>Summary</h2>{table}
+{paired}
 <p><a href="{SUMMARY_NAME}">summary.json</a> · <a href="{RESULTS_NAME}">results.jsonl</a> ·
 <a href="README_section.md">README section</a></p>
 <h2>Plots and crops</h2>{imgs}

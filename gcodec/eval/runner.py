@@ -146,16 +146,25 @@ def safe_name(text: str) -> str:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a ``results.jsonl``; a truncated last line (an interrupted write) is ignored."""
+    """Rows of a ``results.jsonl``; a truncated last line (an interrupted write) is ignored, and a row
+    appended later under the same key (a recomputation) replaces the earlier one."""
     if not path.is_file():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
+    rows: dict[Any, dict[str, Any]] = {}
+    for number, line in enumerate(path.read_text().splitlines()):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
-    return rows
+        if isinstance(row, dict):
+            rows[row.get("key", number)] = row
+    return list(rows.values())
+
+
+def _is_stale(row: dict[str, Any], model_ids: dict[str, str]) -> bool:
+    """Whether ``row`` is a gcz result of a model name that now resolves to other weights."""
+    ref = row.get("reference")
+    return row.get("codec") == ref and ref in model_ids and row.get("setting") != model_ids[ref]
 
 
 def _finite(value: float | None) -> float | None:
@@ -188,12 +197,14 @@ class _Evaluator:
         (cfg.out / "features").mkdir(parents=True, exist_ok=True)
         (cfg.out / "crops").mkdir(parents=True, exist_ok=True)
 
-    def save_features(self, pixels: np.ndarray, name: str) -> str | None:
+    def save_features(self, pixels: np.ndarray, name: str, reuse: bool = False) -> str | None:
+        """Patch features of ``pixels`` saved as ``features/<name>.npy`` (relative path returned); with
+        ``reuse`` an existing file is kept (an original's features never change)."""
         if self.features is None:
             return None
         rel = f"features/{safe_name(name)}.npy"
         path = self.cfg.out / rel
-        if not path.exists():
+        if not (reuse and path.exists()):
             feats = self.features(metrics.extract_patches(pixels, self.cfg.patch))
             np.save(path, feats.astype(np.float16))
         return rel
@@ -214,8 +225,14 @@ class _Evaluator:
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
+    """Append one JSON line, first ending a torn last line (an interrupted write) so it stays apart."""
+    torn = False
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as fh:
+            fh.seek(-1, 2)
+            torn = fh.read(1) != b"\n"
     with open(path, "a") as fh:
-        fh.write(json.dumps(row) + "\n")
+        fh.write(("\n" if torn else "") + json.dumps(row) + "\n")
         fh.flush()
 
 
@@ -243,7 +260,11 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
     cfg.out.mkdir(parents=True, exist_ok=True)
     results = cfg.out / RESULTS_NAME
     rows = read_rows(results)
-    done = {r["key"]: r for r in rows}
+    # a model republished under the same name (new weights hash) gets its rows recomputed; peer rows
+    # are kept only while their byte target still equals the (re)computed gcz bytes
+    model_ids = {entry.name: f"{entry.name}@{entry.hash_prefix.hex()}" for entry in entries.values()}
+    done = {r["key"]: r for r in rows if not _is_stale(r, model_ids)}
+    by_key = {r["key"]: r for r in rows}
     outcome = EvalOutcome(rows=rows)
 
     usable = []
@@ -269,7 +290,7 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
                 original = load_pixels(path, cfg.max_side)
                 crop = choose_crop(original, cfg.crop)
                 evaluator.save_crop(original, image, "original", crop)
-                evaluator.save_features(original, f"{image}|original")
+                evaluator.save_features(original, f"{image}|original", reuse=True)
             assert crop is not None
             return original, crop
 
@@ -287,26 +308,25 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
                 t1 = time.perf_counter()
                 decoded = np.asarray(gcodec_codec.decompress(data, cfg.device))
                 t2 = time.perf_counter()
-                row = _row(key, image, pixels, ref, ref, "-", None, len(data), "ok", f"{entry.name}@"
-                           f"{entry.hash_prefix.hex()}", t1 - t0, t2 - t1, label=f"gcz C={channels}")
+                row = _row(key, image, pixels, ref, ref, "-", None, len(data), "ok", model_ids[ref],
+                           t1 - t0, t2 - t1, label=f"gcz C={channels}")
                 row.update(evaluator.measure(pixels, decoded))
                 row["features"] = evaluator.save_features(decoded, key)
                 row["crop"] = evaluator.save_crop(decoded, image, f"{ref}", box)
                 _append(results, row)
-                done[key] = row
-                rows.append(row)
+                done[key] = by_key[key] = row
                 outcome.computed += 1
                 report(f"{image} {ref}", 1)
             gcz_bytes = int(done[key]["bytes"])
             for codec in usable:
                 for match in cfg.matches:
                     pkey = row_key(image, codec.name, ref, match)
-                    if pkey in done:
+                    target = int(round(gcz_bytes * MATCH_FACTORS[match]))
+                    if pkey in done and done[pkey].get("target_bytes") == target:
                         outcome.skipped += 1
                         report(f"{image} {codec.name}", 1)
                         continue
                     pixels, box = load()
-                    target = int(round(gcz_bytes * MATCH_FACTORS[match]))
                     try:
                         enc = peers.encode_to_size(codec, pixels, target, cfg.tolerance)
                     except GczError as exc:
@@ -322,11 +342,11 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
                     row["features"] = evaluator.save_features(enc.decoded, pkey)
                     row["crop"] = evaluator.save_crop(enc.decoded, image, f"{codec.name}_{ref}_{match}", box)
                     _append(results, row)
-                    done[pkey] = row
-                    rows.append(row)
+                    done[pkey] = by_key[pkey] = row
                     outcome.computed += 1
                     report(f"{image} {codec.name}", 1)
     _write_run(cfg, outcome.notes)
+    outcome.rows = list(by_key.values())
     return outcome
 
 

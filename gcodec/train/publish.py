@@ -15,12 +15,14 @@ from ..models.gc import GCModel
 
 def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc: str,
                        metrics: dict[str, Any] | None = None, replace: bool = False,
-                       default: bool = True) -> dict[str, Any]:
+                       default: bool = True, notes: str | None = None) -> dict[str, Any]:
     """Write ``weights_dir/<name>-<sha8>.pt`` and register it in the manifest.
 
     Released weights decode files in the wild: a name already in the manifest
     is only replaced with ``replace=True`` (publish retrained models under a
-    new name instead).  Returns the manifest entry written.
+    new name instead).  ``notes`` (free text, e.g. a warm start or a stage
+    that was dropped) is recorded with the training facts.  Returns the
+    manifest entry written.
     """
     existing = {e.name for e in zoo.read_manifest(weights_dir)}
     if name in existing and not replace:
@@ -44,8 +46,11 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
                          "hardware": state.get("hardware"), "batch_size": cfg.get("batch_size"),
                          "crop": cfg.get("crop"), "lr": cfg.get("lr"), "gan": cfg.get("gan"),
                          "stage1_iters": cfg.get("stage1_iters"),
-                         "perceptual": "efficientnet-lite0" if not cfg.get("vgg_weights") else "vgg19"},
+                         "perceptual": (None if not cfg.get("perceptual", True)
+                                        else "vgg19" if cfg.get("vgg_weights") else "efficientnet-lite0")},
             "dtype": "int8 weights (per-output-channel fp16 scales), fp16 rest"}
+    if notes:
+        info["training"]["notes"] = notes
     if metrics:
         info["metrics"] = metrics_for(metrics, name, arch) if "codecs" in metrics else metrics
     zoo.register_model(weights_dir, name, final.name, sha, arch, fixed_norm=bool(state.get("fixed_norm")), info=info,
