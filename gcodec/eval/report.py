@@ -81,13 +81,11 @@ def summarize(out: Path, rows: list[dict[str, Any]], run: dict[str, Any] | None 
     codecs: dict[str, dict[str, Any]] = {}
     for (family, ref, match), group in sorted(groups.items()):
         ok = [r for r in group if r.get("reached", True)]
-        kid_v, fid_v = _distribution(out, ok, originals)
+        quality = _quality(out, ok, originals)
         point = {
-            "bpp": _mean([r["bpp"] for r in ok]), "psnr-rgb": _mean([r.get("psnr") for r in ok]),
-            "ms-ssim-rgb": _mean([r.get("ms_ssim") for r in ok]),
+            **quality,
             "encoding_time": _mean([r["encoding_time"] for r in ok]),
             "decoding_time": _mean([r["decoding_time"] for r in ok]),
-            "ssimulacra2": _mean([r.get("ssimulacra2") for r in ok]), "kid": kid_v, "fid": fid_v,
             "point": ref if family == "gcz" else f"{match} as {ref}", "reference": ref, "match": match,
             "n_images": len(ok), "n_unreached": len(group) - len(ok),
             # the same over every row, targets missed or not: where a peer bottoms out
@@ -95,7 +93,7 @@ def summarize(out: Path, rows: list[dict[str, Any]], run: dict[str, Any] | None 
             "closest_psnr-rgb": _mean([r.get("psnr") for r in group]),
             "closest_ms-ssim-rgb": _mean([r.get("ms_ssim") for r in group]),
             "closest_ssimulacra2": _mean([r.get("ssimulacra2") for r in group]),
-            "closest_kid": kid_v if len(ok) == len(group) else _distribution(out, group, originals)[0],
+            "closest_kid": quality["kid"] if len(ok) == len(group) else _distribution(out, group, originals)[0],
         }
         entry = codecs.setdefault(family, {"name": family, "description": labels[family],
                                            "results": {k: [] for k in RESULT_KEYS}})
@@ -117,12 +115,12 @@ def summarize(out: Path, rows: list[dict[str, Any]], run: dict[str, Any] | None 
     }
 
 
-def _side(out: Path, rows: list[dict[str, Any]], originals: dict[str, str | None]) -> dict[str, Any]:
-    """Mean metrics of ``rows`` and their KID, as one side of a head-to-head comparison."""
+def _quality(out: Path, rows: list[dict[str, Any]], originals: dict[str, str | None]) -> dict[str, Any]:
+    """Mean bpp and quality of ``rows``, and their KID and FID against the same images' originals."""
+    kid_v, fid_v = _distribution(out, rows, originals)
     return {"bpp": _mean([r["bpp"] for r in rows]), "psnr-rgb": _mean([r.get("psnr") for r in rows]),
             "ms-ssim-rgb": _mean([r.get("ms_ssim") for r in rows]),
-            "ssimulacra2": _mean([r.get("ssimulacra2") for r in rows]),
-            "kid": _distribution(out, rows, originals)[0]}
+            "ssimulacra2": _mean([r.get("ssimulacra2") for r in rows]), "kid": kid_v, "fid": fid_v}
 
 
 def _paired(out: Path, groups: dict[tuple[str, str, str], list[dict[str, Any]]],
@@ -133,14 +131,15 @@ def _paired(out: Path, groups: dict[tuple[str, str, str], list[dict[str, Any]]],
     for (family, ref, match), group in sorted(groups.items()):
         if family == "gcz":
             continue
-        ok_images = {r["image"] for r in group if r.get("reached", True)}
-        gcz_rows = [r for r in groups.get(("gcz", ref, "-"), []) if r["image"] in ok_images]
-        peer_rows = [r for r in group if r.get("reached", True) and r["image"] in {g["image"] for g in gcz_rows}]
+        reached = {r["image"] for r in group if r.get("reached", True)}
+        gcz_rows = [r for r in groups.get(("gcz", ref, "-"), []) if r["image"] in reached]
+        both = {r["image"] for r in gcz_rows}
+        peer_rows = [r for r in group if r.get("reached", True) and r["image"] in both]
         if not peer_rows:
             continue
         entries.append({"peer": family, "point": f"{match} as {ref}", "reference": ref, "match": match,
-                        "n_images": len(peer_rows), "gcz": _side(out, gcz_rows, originals),
-                        "peer_metrics": _side(out, peer_rows, originals)})
+                        "n_images": len(peer_rows), "gcz": _quality(out, gcz_rows, originals),
+                        "peer_metrics": _quality(out, peer_rows, originals)})
     return sorted(entries, key=lambda e: (e["reference"], e["peer"], e["match"] != "same"))
 
 
@@ -190,26 +189,36 @@ def rich_table(summary: dict[str, Any]) -> Any:
     return table
 
 
-def markdown_table(summary: dict[str, Any]) -> str:
-    """The summary table in GitHub markdown."""
-    header, rows = table_rows(summary)
+def paired_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the head-to-head table (gcz vs each peer point on the images where the peer
+    reached its target), shared by markdown and HTML."""
+    header = ["gcz model", "peer", "point", "images", "bpp gcz / peer", "PSNR gcz / peer",
+              "SSIMULACRA2 gcz / peer", "KID×10³ gcz / peer"]
+    rows = []
+    for e in summary.get("paired", []):
+        g, p = e["gcz"], e["peer_metrics"]
+        kid_g = None if g["kid"] is None else g["kid"] * 1e3
+        kid_p = None if p["kid"] is None else p["kid"] * 1e3
+        rows.append([e["reference"], e["peer"], e["match"], str(e["n_images"]),
+                     f"{_fmt(g['bpp'], 4)} / {_fmt(p['bpp'], 4)}", f"{_fmt(g['psnr-rgb'], 2)} / {_fmt(p['psnr-rgb'], 2)}",
+                     f"{_fmt(g['ssimulacra2'], 1)} / {_fmt(p['ssimulacra2'], 1)}", f"{_fmt(kid_g, 1)} / {_fmt(kid_p, 1)}"])
+    return header, rows
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
 
+def markdown_table(summary: dict[str, Any]) -> str:
+    """The summary table in GitHub markdown."""
+    return _markdown(*table_rows(summary))
+
+
 def paired_markdown(summary: dict[str, Any]) -> str:
-    """The head-to-head table (gcz vs each peer point on the images where the peer reached its target)."""
-    lines = ["| gcz model | peer | point | images | bpp gcz / peer | PSNR gcz / peer | SSIMULACRA2 gcz / peer "
-             "| KID×10³ gcz / peer |", "|---|---|---|---|---|---|---|---|"]
-    for e in summary.get("paired", []):
-        g, p = e["gcz"], e["peer_metrics"]
-        kid_g = None if g["kid"] is None else g["kid"] * 1e3
-        kid_p = None if p["kid"] is None else p["kid"] * 1e3
-        lines.append(f"| {e['reference']} | {e['peer']} | {e['match']} | {e['n_images']} | "
-                     f"{_fmt(g['bpp'], 4)} / {_fmt(p['bpp'], 4)} | {_fmt(g['psnr-rgb'], 2)} / {_fmt(p['psnr-rgb'], 2)} | "
-                     f"{_fmt(g['ssimulacra2'], 1)} / {_fmt(p['ssimulacra2'], 1)} | {_fmt(kid_g, 1)} / {_fmt(kid_p, 1)} |")
-    return "\n".join(lines)
+    """The head-to-head table in GitHub markdown."""
+    return _markdown(*paired_rows(summary))
 
 
 def _plot_lines(ax: Any, summary: dict[str, Any], key: str, label: str) -> bool:
@@ -364,21 +373,23 @@ def readme_section(summary: dict[str, Any], plot_path: str, command: str | None 
     return "\n".join(lines)
 
 
-def _html_page(summary: dict[str, Any], files: dict[str, Path], out: Path) -> str:
-    header, rows = table_rows(summary)
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
     esc = html.escape
-    table = "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" + "".join(
+    return "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" + "".join(
         "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>"
+
+
+def _html_page(summary: dict[str, Any], files: dict[str, Path], out: Path) -> str:
+    esc = html.escape
+    table = _html_table(*table_rows(summary))
     imgs = "".join(f'<figure><img src="{esc(p.relative_to(out).as_posix())}"><figcaption>{esc(p.name)}'
                    f"</figcaption></figure>" for k, p in files.items() if p.suffix == ".png")
     notes = "".join(f"<li>{esc(n)}</li>" for n in summary.get("notes", []))
     net = summary.get("feature_network")
-    md_rows = [line.strip("|").split("|") for line in paired_markdown(summary).splitlines()]
-    paired = "" if len(md_rows) < 3 else (
+    paired_header, paired_body = paired_rows(summary)
+    paired = "" if not paired_body else (
         "<h2>Head to head</h2><p>Each peer point against its gcz model on exactly the images where the peer "
-        "reached its byte target.</p><table><tr>" + "".join(f"<th>{esc(c.strip())}</th>" for c in md_rows[0])
-        + "</tr>" + "".join("<tr>" + "".join(f"<td>{esc(c.strip())}</td>" for c in r) + "</tr>"
-                            for r in md_rows[2:]) + "</table>")
+        "reached its byte target.</p>" + _html_table(paired_header, paired_body))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>gcz eval</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}

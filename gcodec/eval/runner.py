@@ -259,13 +259,12 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
     entries = {c: gcodec_codec.resolve_model(c, None) for c in cfg.channels}
     cfg.out.mkdir(parents=True, exist_ok=True)
     results = cfg.out / RESULTS_NAME
-    rows = read_rows(results)
+    by_key = {r["key"]: r for r in read_rows(results)}  # every row, old and new, at the end
     # a model republished under the same name (new weights hash) gets its rows recomputed; peer rows
     # are kept only while their byte target still equals the (re)computed gcz bytes
     model_ids = {entry.name: f"{entry.name}@{entry.hash_prefix.hex()}" for entry in entries.values()}
-    done = {r["key"]: r for r in rows if not _is_stale(r, model_ids)}
-    by_key = {r["key"]: r for r in rows}
-    outcome = EvalOutcome(rows=rows)
+    done = {k: r for k, r in by_key.items() if not _is_stale(r, model_ids)}
+    outcome = EvalOutcome(rows=[])
 
     usable = []
     for name in cfg.codecs:
