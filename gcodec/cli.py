@@ -17,52 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from . import __version__
+from .cli_common import fail, stderr_console, user_errors, user_errors_record
 from .errors import GczError, GczInputError
 
-err_console = Console(stderr=True, highlight=False)
 STDIO = "-"
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print one error line and exit."""
-    err_console.print(f"gcz: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    sys.exit(code)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn library and OS errors into one-line messages at the CLI boundary."""
-    try:
-        yield
-    except GczError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        fail(f"{where}{exc.strerror or exc}")
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
-    except (click.exceptions.Exit, click.ClickException, SystemExit):
-        raise
-    except Exception as exc:  # noqa: BLE001 - never show a traceback to users
-        if os.environ.get("GCZ_DEBUG"):
-            raise
-        fail(f"internal error: {type(exc).__name__}: {exc} (GCZ_DEBUG=1 shows details)", 2)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``."""
-    if device != "auto":
-        if device == "cuda":
-            import torch
-            if not torch.cuda.is_available():
-                raise GczInputError("--device cuda requested but no CUDA device is available")
-        return device
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # ------------------------------------------------------------------ files
@@ -159,15 +119,9 @@ def plan_jobs(inputs: tuple[str, ...], output: str | None, suffix: str, force: b
 
 def run_jobs(jobs: list[Job], work: Callable[[Job], dict[str, Any]], as_json: bool, title: str) -> None:
     """Run jobs with a progress bar (several inputs), a summary table or JSON lines; exit 1 on any failure."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     records: list[dict[str, Any]] = []
     failures = 0
-    show_bar = len(jobs) > 1 and err_console.is_terminal
-    progress = Progress(TextColumn(f"[bold]{title}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TimeElapsedColumn(), console=err_console, transient=True, disable=not show_bar)
-    with progress:
-        task = progress.add_task(title, total=len(jobs))
+    with _progress(title, len(jobs)) as advance:
         for job in jobs:
             try:
                 with user_errors_record() as caught:
@@ -176,51 +130,81 @@ def run_jobs(jobs: list[Job], work: Callable[[Job], dict[str, Any]], as_json: bo
                     if as_json:
                         click.echo(json.dumps(record))
             finally:
-                progress.advance(task)
+                advance()
             if caught.message:
                 failures += 1
                 if not caught.message.startswith(job.source):
                     caught.message = f"{job.source}: {caught.message}"
-                err_console.print(f"gcz: error: {caught.message}", markup=False, highlight=False, soft_wrap=True)
+                sys.stderr.write(f"gcz: error: {caught.message}\n")
                 if as_json:
                     click.echo(json.dumps({"input": job.source, "error": caught.message}))
     if len(jobs) > 1 and not as_json and records:
+        from rich.table import Table
+
         table = Table(title=f"gcz {title}")
         for key in records[0]:
             table.add_column(key, justify="right" if key not in ("input", "output", "model") else "left")
         for rec in records:
             table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in rec.values()))
-        err_console.print(table)
+        stderr_console().print(table)
     if failures:
         sys.exit(1)
 
 
-class _Caught:
-    message: str | None = None
-
-
 @contextmanager
-def user_errors_record() -> Iterator[_Caught]:
-    """Like :func:`user_errors` but records the message so a batch can go on."""
-    caught = _Caught()
-    try:
-        yield caught
-    except GczError as exc:
-        caught.message = str(exc)
-    except OSError as exc:
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        caught.message = f"{where}{exc.strerror or exc}"
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("GCZ_DEBUG"):
-            raise
-        caught.message = f"internal error: {type(exc).__name__}: {exc}"
+def _progress(title: str, total: int) -> Iterator[Callable[[], None]]:
+    """A progress bar on a terminal for several inputs (rich is imported only then); yields ``advance``."""
+    if total < 2 or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(f"[bold]{title}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=stderr_console(), transient=True) as progress:
+        task = progress.add_task(title, total=total)
+        yield lambda: progress.advance(task)
 
 
 # ------------------------------------------------------------------ commands
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose heavier commands live in their own modules, imported only when invoked.
+
+    ``gcz decompress`` must not pay for importing evaluation or training code.
+    """
+
+    #: command name -> "module:attribute", relative to the gcodec package.
+    lazy_commands = {"eval": "eval.cli:eval_command", "bench": "eval.cli:bench_command",
+                     "train": "train.cli:train_command", "publish": "train.cli:publish"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands:
+            import importlib
+
+            module, attr = self.lazy_commands[cmd_name].split(":")
+            try:
+                return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+            except ImportError as exc:  # an optional extra is missing
+                fail(f"'gcz {cmd_name}' needs extra packages: {exc} (pip install 'gcz[train,eval]')")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gcz")
 def main() -> None:
     """gcz: generative image compression at extreme bitrates (0.02-0.1 bpp)."""
+
+
+def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--backend``, ``--device`` and ``--max-pixels``, shared by compress and decompress."""
+    command = click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+                           help="Refuse images of more pixels [default: $GCZ_MAX_PIXELS or 134217728].")(command)
+    command = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                           show_default=True, help="cuda runs PyTorch on the GPU.")(command)
+    return click.option("--backend", type=click.Choice(["auto", "onnxruntime", "torch"]), default="auto",
+                        show_default=True, help="auto: ONNX Runtime when installed (fast start), else PyTorch.")(command)
 
 
 @main.command()
@@ -228,12 +212,13 @@ def main() -> None:
 @click.option("-o", "--output", help="Output file, directory, or - for stdout.")
 @click.option("-c", "--channels", type=int, default=None, help="Latent channels: 2, 4 (default) or 8.")
 @click.option("-m", "--model", help="Model name (see 'gcz models'); overrides --channels' default.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@runtime_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, model: str | None,
-             device: str, force: bool, as_json: bool) -> None:
+             backend: str, device: str, max_pixels: int | None, force: bool, as_json: bool) -> None:
     """Compress images to .gcz files."""
+    from . import backends
     from .codec import compress_loaded, resolve_model
     from .imageio import load_image
 
@@ -241,16 +226,16 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
         if as_json and output == STDIO:
             raise GczInputError("--json cannot be combined with -o - (stdout carries the file)")
         entry = resolve_model(channels, model)
-        dev = resolve_device(device)
+        backend, device = backends.choose(entry, backend, device)
         jobs = plan_jobs(inputs, output, ".gcz", force)
 
     def work(job: Job) -> dict[str, Any]:
         raw = read_input(job.source)
-        image = load_image(raw if job.source == STDIO else Path(job.source))
+        image = load_image(raw if job.source == STDIO else Path(job.source), max_pixels)
         for note in image.notes:
-            err_console.print(f"gcz: warning: {job.source}: {note}", markup=False)
+            sys.stderr.write(f"gcz: warning: {job.source}: {note}\n")
         t0 = time.perf_counter()
-        data = compress_loaded(image, entry, dev)
+        data = compress_loaded(image, entry, device, backend)
         seconds = time.perf_counter() - t0
         write_output(job.target, data)
         return {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
@@ -266,11 +251,11 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
 @click.option("-o", "--output", help="Output file, directory, or - for stdout.")
 @click.option("--format", "fmt", default=None, help="Image format: png (default), jpg, webp, bmp, tiff, ppm.")
 @click.option("--seed", type=int, default=None, help="Noise seed for models with a noise input.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@runtime_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, seed: int | None,
-               device: str, force: bool, as_json: bool) -> None:
+               backend: str, device: str, max_pixels: int | None, force: bool, as_json: bool) -> None:
     """Decompress .gcz files to images."""
     from .codec import decompress as decode
     from .imageio import SAVE_FORMATS, encode_image
@@ -283,13 +268,12 @@ def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, see
             fmt = suffix if suffix in SAVE_FORMATS else "png"
         if fmt.lower() not in SAVE_FORMATS:
             raise GczInputError(f"unknown output format {fmt!r}; use one of {', '.join(SAVE_FORMATS)}")
-        dev = resolve_device(device)
         jobs = plan_jobs(inputs, output, "." + fmt.lower(), force)
 
     def work(job: Job) -> dict[str, Any]:
         data = read_input(job.source)
         t0 = time.perf_counter()
-        image = decode(data, device=dev, seed=seed)
+        image = decode(data, device=device, seed=seed, backend=backend, max_pixels=max_pixels)
         seconds = time.perf_counter() - t0
         write_output(job.target, encode_image(image, fmt))
         return {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
@@ -304,7 +288,7 @@ def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, see
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(file: str, as_json: bool) -> None:
     """Show a .gcz file's header and sections (runs no network)."""
-    from . import container, zoo
+    from . import container, limits, zoo
 
     with user_errors():
         data = read_input(file)
@@ -322,7 +306,7 @@ def info(file: str, as_json: bool) -> None:
             "model": f"{gcz.model_name}@{gcz.model_hash.hex()}", "model_installed": installed,
             "channels": gcz.channels, "levels": gcz.levels, "downsampling": gcz.downsampling,
             "latent_shape": list(gcz.latent_shape), "table_precision": gcz.tables.precision,
-            "payload_bytes": len(gcz.payload),
+            "payload_bytes": len(gcz.payload), "within_pixel_limit": pixels <= limits.max_pixels(),
             "sections": [{"type": s.type, "name": s.name, "critical": s.critical, "bytes": len(s.body)}
                          for s in sections],
         }
@@ -331,6 +315,9 @@ def info(file: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(record))
             return
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(show_header=False, title=file)
         for key, value in record.items():
             if key == "sections":
@@ -357,6 +344,9 @@ def models(as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(rows))
             return
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(title="gcz models")
         for col in ("id", "channels", "bpp bound", "measured bpp", "size", "iterations"):
             table.add_column(col)
@@ -399,87 +389,9 @@ def data_fetch(root: str, cache: str | None) -> None:
 
     with user_errors():
         summary = fetch_photo_pool(Path(root), cache=Path(cache) if cache else None,
-                                   progress=lambda s: err_console.print(s, markup=False))
+                                   progress=lambda s: stderr_console().print(s, markup=False))
         click.echo(json.dumps(summary))
 
-
-@main.command("train")
-@click.option("--out-dir", default="runs/gcz", show_default=True, help="Run folder (checkpoint, log, plots).")
-@click.option("--arch", default="cpu", show_default=True, help="Architecture: paper, cpu, tiny.")
-@click.option("-c", "--channels", type=int, default=4, show_default=True)
-@click.option("--noise-channels", type=int, default=0, show_default=True, help="Noise v concatenated to the latent.")
-@click.option("--dataset", type=click.Choice(["bundled", "folder", "openimages", "cityscapes"]), default="bundled",
-              show_default=True)
-@click.option("--data-root", default="data/pool", show_default=True)
-@click.option("--iterations", type=int, default=280_000, show_default=True)
-@click.option("--max-minutes", type=float, default=None, help="Stop (with a checkpoint) after this long.")
-@click.option("--batch-size", type=int, default=1, show_default=True)
-@click.option("--crop", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--stage1-iters", type=int, default=0, show_default=True,
-              help="Two-stage schedule: distortion-only iterations before the GAN (E frozen afterwards).")
-@click.option("--no-gan", is_flag=True, help="Train for distortion only (MSE + perceptual).")
-@click.option("--lambda-mse", type=float, default=10.0, show_default=True)
-@click.option("--lambda-fm", type=float, default=10.0, show_default=True)
-@click.option("--lambda-perceptual", type=float, default=10.0, show_default=True)
-@click.option("--fixed-norm-after", type=float, default=0.5, show_default=True,
-              help="Fraction of iterations after which G uses fixed normalisation statistics (negative: never).")
-@click.option("--disc-labels", is_flag=True, help="GC (D+): feed semantic label maps to D (cityscapes).")
-@click.option("--vgg-weights", default=None, help="VGG19 state dict for the paper's perceptual loss.")
-@click.option("--no-perceptual", is_flag=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--bf16", is_flag=True, help="bf16 autocast (CUDA).")
-@click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
-@click.option("--init-from", default=None, help="Warm start from a checkpoint (any channel count).")
-def train_command(**opts: Any) -> None:
-    """Train a GC model (resumes automatically from OUT_DIR/checkpoint.pt)."""
-    from .train.loop import Trainer, TrainConfig
-
-    fixed = opts.pop("fixed_norm_after")
-    cfg = TrainConfig(gan=not opts.pop("no_gan"), perceptual=not opts.pop("no_perceptual"),
-                      fixed_norm_after=None if fixed < 0 else fixed, **opts)
-    with user_errors():
-        try:
-            trainer = Trainer(cfg, status=lambda s: err_console.print(s, markup=False))
-        except ValueError as exc:  # unknown architecture, empty dataset, ...
-            raise GczInputError(str(exc)) from None
-        click.echo(json.dumps(trainer.run()))
-
-
-@main.command()
-@click.argument("checkpoint")
-@click.option("--name", required=True, help="Registry name, e.g. gcz-c4.")
-@click.option("--weights-dir", default=str(Path(__file__).resolve().parent.parent / "weights"), show_default=True)
-@click.option("--data", "data_desc", default="bundled offline photo pool (train split)", show_default=True)
-@click.option("--metrics", "metrics_json", default=None, help="JSON file of measured metrics to record.")
-@click.option("--replace", is_flag=True, help="Replace an already published model of that name.")
-@click.option("--no-default", is_flag=True, help="Do not make it the default model for its channel count.")
-@click.option("--notes", default=None, help="Free-text training notes to record (warm starts, stages).")
-def publish(checkpoint: str, name: str, weights_dir: str, data_desc: str, metrics_json: str | None,
-            replace: bool, no_default: bool, notes: str | None) -> None:
-    """Turn a training checkpoint into a shipped weight file (int8/fp16) + manifest entry."""
-    from .train.publish import publish_checkpoint
-
-    with user_errors():
-        entry = publish_checkpoint(Path(checkpoint), name, Path(weights_dir), data_desc,
-                                   json.loads(Path(metrics_json).read_text()) if metrics_json else None,
-                                   replace=replace, default=not no_default, notes=notes)
-        click.echo(json.dumps(entry))
-
-
-def _register_optional_commands() -> None:
-    """Attach commands that live in their own packages (evaluation, benchmarks)."""
-    try:
-        from .eval.cli import bench_command, eval_command
-    except ImportError:
-        return
-    main.add_command(eval_command, "eval")
-    main.add_command(bench_command, "bench")
-
-
-_register_optional_commands()
 
 if __name__ == "__main__":
     main()

@@ -6,12 +6,12 @@ floating-point synthesis may differ in the last bits between machines.
 """
 from __future__ import annotations
 
-from typing import Any
+import math
 
 import numpy as np
 from PIL import Image
 
-from . import container, entropy, zoo
+from . import container, entropy, limits, zoo
 from .errors import GczInputError
 from .imageio import ImageLike, LoadedImage, load_image, pad_image, to_pil
 
@@ -33,44 +33,39 @@ def resolve_model(channels: int | None, model: str | None) -> zoo.ModelEntry:
     return entry
 
 
-def _to_tensor(pixels: np.ndarray, device: str) -> Any:
-    import torch
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float()
-    return (x / 127.5 - 1.0).unsqueeze(0).to(device)
+def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "auto",
+                    backend: str = "auto") -> bytes:
+    """Compress an already loaded RGB image with the given model entry.
 
+    ``backend`` / ``device`` choose where the encoder runs (:func:`gcodec.backends.choose`).
+    """
+    from . import backends, tiling
 
-def _to_pixels(x: Any) -> np.ndarray:
-    import torch
-    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x[0].permute(1, 2, 0).cpu().numpy()
-
-
-def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "cpu") -> bytes:
-    """Compress an already loaded RGB image with the given model entry."""
-    model = zoo.load_model(entry, device)
-    ds = 16
-    padded = pad_image(image.pixels, ds, MIN_PADDED_SIDE)
-    from . import tiling  # imports torch: only when a network runs
-
-    symbols = tiling.encode_symbols(model, _to_tensor(padded, device))[0].cpu().numpy()
+    net = backends.load(entry, backend, device)
+    padded = pad_image(image.pixels, tiling.SCALE, MIN_PADDED_SIDE)
+    symbols = tiling.encode(net.encode, padded, None if net.tileable else math.inf)
     tables = entropy.best_tables(symbols, entry.arch.levels)
     gcz = container.GczFile(
         width=image.width, height=image.height, model_name=entry.name, model_hash=entry.hash_prefix,
-        channels=entry.arch.latent_channels, levels=entry.arch.levels, downsampling=ds,
+        channels=entry.arch.latent_channels, levels=entry.arch.levels, downsampling=tiling.SCALE,
         tables=tables, payload=entropy.encode(symbols, tables))
     return container.write(gcz)
 
 
-def compress(image: ImageLike, channels: int | None = 4, model: str | None = None, device: str = "cpu") -> bytes:
+def compress(image: ImageLike, channels: int | None = 4, model: str | None = None, device: str = "auto",
+             backend: str = "auto", max_pixels: int | None = None) -> bytes:
     """Compress an image (path, bytes, PIL image or uint8 array) to ``.gcz`` bytes.
 
     Args:
         image: anything :func:`gcodec.imageio.load_image` accepts.
         channels: latent channels C (2, 4 or 8) choosing the default model.
         model: a registry name overriding ``channels``' default model.
-        device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        backend: ``auto`` (ONNX Runtime when installed), ``onnxruntime`` or ``torch``.
+        max_pixels: refuse larger images (default: :mod:`gcodec.limits`).
     """
-    return compress_loaded(load_image(image), resolve_model(channels if model is None else None, model), device)
+    entry = resolve_model(channels if model is None else None, model)
+    return compress_loaded(load_image(image, max_pixels), entry, device, backend)
 
 
 def read_header(data: bytes) -> container.GczFile:
@@ -83,23 +78,30 @@ def decode_symbols(gcz: container.GczFile) -> np.ndarray:
     return entropy.decode(gcz.payload, gcz.tables, gcz.latent_shape)
 
 
-def decompress(data: bytes, device: str = "cpu", seed: int | None = None) -> Image.Image:
+def decompress(data: bytes, device: str = "auto", seed: int | None = None, backend: str = "auto",
+               max_pixels: int | None = None) -> Image.Image:
     """Decode ``.gcz`` bytes to a PIL RGB image of the original size.
+
+    The declared image size is checked against the pixel limit before anything
+    of that size is allocated (:mod:`gcodec.limits`).
 
     Args:
         data: the file's bytes.
-        device: torch device.
+        device: ``auto``, ``cpu`` or ``cuda``.
         seed: seed of the generator's noise input (only for models with noise channels).
+        backend: ``auto`` (ONNX Runtime when installed), ``onnxruntime`` or ``torch``.
+        max_pixels: refuse files declaring more pixels (default: :mod:`gcodec.limits`).
     """
-    import torch
+    from . import backends, tiling
 
     gcz = container.read(data)
+    limits.check_pixels(gcz.width, gcz.height, max_pixels, "file declares an image")
     entry = zoo.find_model(gcz.model_name, gcz.model_hash)
     if (entry.arch.latent_channels, entry.arch.levels) != (gcz.channels, gcz.levels):
         raise GczInputError(f"model {entry.name} does not match the file's latent description")
-    model = zoo.load_model(entry, device)
-    symbols = torch.from_numpy(decode_symbols(gcz)).unsqueeze(0).to(device)
-    from . import tiling
-
-    pixels = _to_pixels(tiling.decode_symbols(model, symbols, seed=seed))  # tiled above 2048x2048
+    if gcz.downsampling != tiling.SCALE:
+        raise GczInputError(f"file has downsampling {gcz.downsampling}; model {entry.name} needs {tiling.SCALE}")
+    net = backends.load(entry, backend, device)
+    latent = net.generator_input(decode_symbols(gcz), seed)
+    pixels = tiling.synthesize(net.generate, latent, None if net.tileable else math.inf)
     return to_pil(pixels[:gcz.height, :gcz.width])

@@ -24,3 +24,7 @@ class GczInputError(GczError):
 
 class GczEntropyError(GczError):
     """Symbols or frequency tables are invalid for the entropy coder."""
+
+
+class GczLimitError(GczInputError):
+    """An image (to encode, or declared by a ``.gcz`` file) exceeds the configured resource limit."""

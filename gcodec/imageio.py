@@ -4,7 +4,10 @@ from __future__ import annotations
 import io
 import math
 import os
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
@@ -12,12 +15,30 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import GczInputError
+from . import limits
+from .errors import GczInputError, GczLimitError
 
 ImageLike = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
-#: Pillow's decompression-bomb guard, raised to what the container can hold.
-Image.MAX_IMAGE_PIXELS = 65535 * 65535
+_pillow_guard_lock = threading.Lock()
+
+
+@contextmanager
+def _pillow_bomb_guard(limit: int) -> Iterator[None]:
+    """Pillow's decompression-bomb guard moved out of gcz's way while an image is opened.
+
+    gcz checks the header's size against ``limit`` itself, with a message that
+    names the size; Pillow's guard stays as a backstop for images beyond what a
+    ``.gcz`` file can describe (65535 x 65535).  The process-wide setting is
+    restored afterwards.
+    """
+    with _pillow_guard_lock:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max(limit, 65535 * 65535)
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 @dataclass
@@ -52,28 +73,33 @@ def _to_rgb(img: Image.Image, notes: list[str]) -> np.ndarray:
     return np.asarray(img.convert("RGBA" if has_alpha else "RGB").convert("RGB"), dtype=np.uint8)
 
 
-def load_image(source: ImageLike) -> LoadedImage:
+def load_image(source: ImageLike, max_pixels: int | None = None) -> LoadedImage:
     """Load a path, encoded bytes, PIL image or uint8 array (H, W, 3) as 8-bit RGB.
 
     EXIF orientation is applied; grayscale, palette, 16-bit and alpha images
-    are converted (alpha dropped, recorded in ``notes``).
+    are converted (alpha dropped, recorded in ``notes``).  Images above the
+    pixel limit (:mod:`gcodec.limits`; ``max_pixels`` overrides it) are refused
+    from their header, before their pixels are decoded.
     """
     notes: list[str] = []
+    limit = limits.max_pixels(max_pixels)
     if isinstance(source, np.ndarray):
         if source.dtype != np.uint8 or source.ndim != 3 or source.shape[2] != 3:
             raise GczInputError("arrays must be uint8 of shape (H, W, 3)")
         if source.shape[0] < 1 or source.shape[1] < 1:
             raise GczInputError("image is empty")
+        limits.check_pixels(source.shape[1], source.shape[0], limit)
         return LoadedImage(np.ascontiguousarray(source), notes)
     if isinstance(source, Image.Image):
         img = source
+        limits.check_pixels(img.width, img.height, limit)
     else:
         name = "<bytes>" if isinstance(source, bytes) else str(source)
         try:
             if isinstance(source, bytes):
                 if not source:
                     raise GczInputError("input is empty")
-                img = Image.open(io.BytesIO(source))
+                opened: Union[io.BytesIO, Path] = io.BytesIO(source)
             else:
                 path = Path(source)
                 if not path.exists():
@@ -82,17 +108,23 @@ def load_image(source: ImageLike) -> LoadedImage:
                     raise GczInputError(f"{name}: is a directory")
                 if path.stat().st_size == 0:
                     raise GczInputError(f"{name}: file is empty")
-                img = Image.open(path)
+                opened = path
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+                warnings.simplefilter("ignore")  # Pillow's bomb warning: gcz checks the size itself
+                with _pillow_bomb_guard(limit):
+                    img = Image.open(opened)
+                limits.check_pixels(img.width, img.height, limit, name)  # header only: nothing decoded yet
                 img.load()
         except GczInputError:
             raise
+        except Image.DecompressionBombError:
+            raise GczLimitError(f"{name}: image has more than twice the pixel limit of {limit} "
+                                f"({limit / 1e6:.1f} megapixels)") from None
         except UnidentifiedImageError:
             raise GczInputError(f"{name}: not an image Pillow can read") from None
         except PermissionError:
             raise GczInputError(f"{name}: permission denied") from None
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        except (OSError, SyntaxError, ValueError) as exc:
             raise GczInputError(f"{name}: cannot read image ({exc})") from None
     try:
         img = ImageOps.exif_transpose(img)
@@ -136,3 +168,19 @@ def encode_image(img: Image.Image, fmt: str) -> bytes:
     options = {"quality": 95} if pil_format in ("JPEG", "WEBP") else {}
     img.save(buf, format=pil_format, **options)
     return buf.getvalue()
+
+
+def to_unit(pixels: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> float32 (1, 3, H, W) in [-1, 1], the networks' input."""
+    x = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
+    x /= 127.5
+    x -= 1.0
+    return x[None]
+
+
+def from_unit(image: np.ndarray) -> np.ndarray:
+    """float (3, H, W) or (1, 3, H, W) in [-1, 1] -> uint8 (H, W, 3), rounding half to even."""
+    x = image[0] if image.ndim == 4 else image
+    x = np.clip(x.astype(np.float32, copy=False), -1.0, 1.0)
+    x = np.round((x + 1.0) * np.float32(127.5))
+    return np.ascontiguousarray(x.transpose(1, 2, 0)).astype(np.uint8)

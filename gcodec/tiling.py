@@ -1,4 +1,4 @@
-"""Tiled encoder and generator passes, so that large images fit in about 2 GB.
+"""Encoder and generator passes over numpy arrays, tiled for large images so memory stays bounded.
 
 Both networks are fully convolutional; away from the image borders a tile
 computed with enough context equals the untiled result up to floating-point
@@ -12,34 +12,39 @@ pixels), so the encoder's stride-2 lattice is never shifted:
   generator's outputs are cross-faded there with linear weights, so what
   rounding differences remain cannot form a visible seam.
 
-Tiling only makes sense for networks without image-wide statistics: a model
-whose instance normalisation is not switched to fixed statistics is always run
-untiled (see :func:`can_tile`).  Images up to :data:`TILE_THRESHOLD_PIXELS`
-padded pixels always take the direct path, so their results are bit-identical
-to :meth:`GCModel.encode_symbols` / :meth:`GCModel.decode_symbols`.
+Memory: the tiled encoder converts one tile at a time from the 8-bit image to
+float; the tiled generator writes finished rows straight into the 8-bit output
+and keeps only one band of tile rows in float (at most about
+:data:`BAND_BUDGET_BYTES`, by shortening tile rows for very wide images).
+
+The module is backend-neutral: ``encode`` and ``generate`` are any callables
+over float32 / int64 numpy arrays (:mod:`gcodec.backends` provides them for
+PyTorch and ONNX Runtime).  Images up to :data:`TILE_THRESHOLD_PIXELS` padded
+pixels take the direct path: one call on the whole image.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import torch
-from torch import nn
+import numpy as np
 
-from .models.config import DOWNSAMPLING
+from .imageio import from_unit, to_unit
 
+#: Image pixels per latent pixel (the encoder's downsampling factor).
+SCALE = 16
 #: Padded images with more pixels than this are encoded and decoded in tiles (2048 x 2048 is not).
 TILE_THRESHOLD_PIXELS = 2048 * 2048
 #: Default tile core size, overlap and context margin, in latent pixels (x16 image pixels).
 DEFAULT_TILE = 64
 DEFAULT_OVERLAP = 4
 DEFAULT_MARGIN = 8
+#: Float memory the generator's band of unfinished output rows may take.
+BAND_BUDGET_BYTES = 256 * 2**20
+#: Shortest tile row (latent pixels) used to keep a very wide image's band within the budget.
+MIN_TILE_ROWS = 16
 
-
-def can_tile(model: nn.Module) -> bool:
-    """Whether tiles of ``model`` agree with the whole image: no per-image normalisation statistics."""
-    from .models.layers import SwitchableNorm
-
-    return not any(isinstance(m, SwitchableNorm) and not m.fixed for m in model.modules())
+EncodeFn = Callable[[np.ndarray], np.ndarray]      # float32 (1, 3, H, W) -> int64 symbols (1, C, H/16, W/16)
+GenerateFn = Callable[[np.ndarray], np.ndarray]    # float32 latent (1, C, h, w) -> float32 image (1, 3, 16h, 16w)
 
 
 def needs_tiling(height: int, width: int, threshold: int | None = None) -> bool:
@@ -57,39 +62,57 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(s, s + tile) for s in sorted(set(starts))]
 
 
-def _tiles(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
-    for y0, y1 in _spans(h, tile, overlap):
-        for x0, x1 in _spans(w, tile, overlap):
-            yield y0, y1, x0, x1
-
-
-def _ramp(length: int, lo_fade: int, hi_fade: int) -> torch.Tensor:
+def _ramp(length: int, lo_fade: int, hi_fade: int) -> np.ndarray:
     """1-D blending weights: linear ramps of ``lo_fade``/``hi_fade`` samples at the two ends, 1 inside."""
-    weights = torch.ones(length)
+    weights = np.ones(length, dtype=np.float32)
     if lo_fade > 0:
-        weights[:lo_fade] = torch.arange(1, lo_fade + 1, dtype=torch.float32) / (lo_fade + 1)
+        weights[:lo_fade] = np.arange(1, lo_fade + 1, dtype=np.float32) / (lo_fade + 1)
     if hi_fade > 0:
-        weights[length - hi_fade:] = torch.minimum(
-            weights[length - hi_fade:], torch.arange(hi_fade, 0, -1, dtype=torch.float32) / (hi_fade + 1))
+        weights[length - hi_fade:] = np.minimum(
+            weights[length - hi_fade:], np.arange(hi_fade, 0, -1, dtype=np.float32) / (hi_fade + 1))
     return weights
 
 
-def tiled_synthesis(generator: Callable[[torch.Tensor], torch.Tensor], latent: torch.Tensor,
-                    tile: int | None = None, overlap: int | None = None, margin: int | None = None,
-                    scale: int = DOWNSAMPLING) -> torch.Tensor:
-    """Run ``generator`` (latent (1, C, h, w) -> image (1, 3, scale*h, scale*w)) tile by tile.
+def _axis_weights(spans: list[tuple[int, int]], scale: int) -> list[np.ndarray]:
+    """Per-span blending weights along one axis, normalised so that they sum to 1 at every pixel.
+
+    The 2-D weight of tile (i, j) is ``wy[i] (x) wx[j]``; since the tiles form a
+    grid, the 2-D weight sum is the product of the 1-D sums, so normalising
+    each axis makes the tiles a partition of unity with no image-sized buffer.
+    """
+    length = spans[-1][1] * scale
+    ramps = []
+    for k, (a, b) in enumerate(spans):
+        lo = (spans[k - 1][1] - a) * scale if k > 0 else 0       # fade only towards overlapping neighbours,
+        hi = (b - spans[k + 1][0]) * scale if k + 1 < len(spans) else 0  # never at the image border
+        ramps.append(_ramp((b - a) * scale, lo, hi))
+    total = np.zeros(length, dtype=np.float32)
+    for (a, _), ramp in zip(spans, ramps):
+        total[a * scale:a * scale + ramp.size] += ramp
+    return [ramp / total[a * scale:a * scale + ramp.size] for (a, _), ramp in zip(spans, ramps)]
+
+
+def tile_rows_for(width_px: int, tile: int, budget: int | None = None, scale: int = SCALE) -> int:
+    """Latent rows per tile row so that one band of float RGB rows of ``width_px`` fits ``budget`` bytes
+    (default :data:`BAND_BUDGET_BYTES`), but never fewer than :data:`MIN_TILE_ROWS`."""
+    budget = BAND_BUDGET_BYTES if budget is None else budget
+    rows = budget // max(1, 2 * scale * width_px * 3 * 4)  # the band holds up to two tile rows
+    return int(max(MIN_TILE_ROWS, min(tile, rows)))
+
+
+def synthesize_tiled(generate: GenerateFn, latent: np.ndarray, tile: int | None = None,
+                     overlap: int | None = None, margin: int | None = None, scale: int = SCALE) -> np.ndarray:
+    """Run ``generate`` tile by tile and return the 8-bit image (scale*h, scale*w, 3).
 
     Args:
-        generator: the network (or an ONNX Runtime wrapper) mapping latent values to an image.
-        latent: generator input (1, C, h, w); any noise channels already concatenated.
-        tile: tile core size in latent pixels (default :data:`DEFAULT_TILE`).
+        generate: maps a latent crop (1, C, h', w') to its image (1, 3, scale*h', scale*w').
+        latent: generator input (1, C, h, w), noise channels (if any) already concatenated.
+        tile: tile core size in latent pixels (default :data:`DEFAULT_TILE`); tile rows are
+            shortened for very wide images (:func:`tile_rows_for`).
         overlap: latent pixels by which neighbouring cores overlap and are cross-faded
             (default :data:`DEFAULT_OVERLAP`).
         margin: latent pixels of discarded context around each tile (default :data:`DEFAULT_MARGIN`).
         scale: image pixels per latent pixel.
-
-    Returns:
-        The image (1, 3, scale*h, scale*w), float32 on the latent's device.
     """
     tile = DEFAULT_TILE if tile is None else tile
     overlap = DEFAULT_OVERLAP if overlap is None else overlap
@@ -97,99 +120,70 @@ def tiled_synthesis(generator: Callable[[torch.Tensor], torch.Tensor], latent: t
     if tile < 1 or overlap < 0 or margin < 0 or overlap >= tile:
         raise ValueError("need tile >= 1, 0 <= overlap < tile and margin >= 0")
     _, _, h, w = latent.shape
-    out: torch.Tensor | None = None
-    weight_sum = torch.zeros(1, 1, h * scale, w * scale, device=latent.device)
-    rows, cols = _spans(h, tile, overlap), _spans(w, tile, overlap)
+    tile_rows = min(tile, max(overlap + 1, tile_rows_for(w * scale, tile, scale=scale)))
+    rows, cols = _spans(h, tile_rows, overlap), _spans(w, tile, overlap)
+    row_weights, col_weights = _axis_weights(rows, scale), _axis_weights(cols, scale)
+    out = np.empty((h * scale, w * scale, 3), dtype=np.uint8)
+    band = np.zeros((3, 0, w * scale), dtype=np.float32)  # unfinished rows [done, band_end) in float
+    done = 0
     for i, (y0, y1) in enumerate(rows):
+        band_end = done + band.shape[1]
+        if y1 * scale > band_end:  # grow the band down to this tile row's end
+            band = np.concatenate([band, np.zeros((3, y1 * scale - band_end, w * scale), np.float32)], axis=1)
+        cy0, cy1 = max(0, y0 - margin), min(h, y1 + margin)
         for j, (x0, x1) in enumerate(cols):
-            cy0, cy1 = max(0, y0 - margin), min(h, y1 + margin)
             cx0, cx1 = max(0, x0 - margin), min(w, x1 + margin)
-            piece = generator(latent[:, :, cy0:cy1, cx0:cx1])
-            piece = piece[:, :, (y0 - cy0) * scale:(y1 - cy0) * scale, (x0 - cx0) * scale:(x1 - cx0) * scale]
-            # fade only towards neighbours that overlap this tile, never at the image border
-            fade_top = (rows[i - 1][1] - y0) * scale if i > 0 else 0
-            fade_bottom = (y1 - rows[i + 1][0]) * scale if i + 1 < len(rows) else 0
-            fade_left = (cols[j - 1][1] - x0) * scale if j > 0 else 0
-            fade_right = (x1 - cols[j + 1][0]) * scale if j + 1 < len(cols) else 0
-            wy = _ramp((y1 - y0) * scale, fade_top, fade_bottom).to(latent.device)
-            wx = _ramp((x1 - x0) * scale, fade_left, fade_right).to(latent.device)
-            weight = (wy[:, None] * wx[None, :])[None, None]
-            if out is None:
-                out = torch.zeros(1, piece.shape[1], h * scale, w * scale, device=latent.device)
-            region = (slice(None), slice(None), slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
-            out[region] += piece.float() * weight
-            weight_sum[region] += weight
-            del piece
-    assert out is not None
-    return out.div_(weight_sum)
+            piece = generate(np.ascontiguousarray(latent[:, :, cy0:cy1, cx0:cx1]))[0]
+            piece = piece[:, (y0 - cy0) * scale:(y1 - cy0) * scale, (x0 - cx0) * scale:(x1 - cx0) * scale]
+            weight = row_weights[i][:, None] * col_weights[j][None, :]
+            band[:, y0 * scale - done:y1 * scale - done, x0 * scale:x1 * scale] += piece * weight
+        # rows above the next tile row's start receive nothing more: finish them as 8-bit
+        finished = (rows[i + 1][0] if i + 1 < len(rows) else h) * scale
+        if finished > done:
+            out[done:finished] = from_unit(band[:, :finished - done])
+            band = band[:, finished - done:].copy()
+            done = finished
+    return out
 
 
-def synthesize_tiled(model: nn.Module, symbols: torch.Tensor, tile: int | None = None,
-                     overlap: int | None = None, margin: int | None = None,
-                     seed: int | None = None) -> torch.Tensor:
-    """Tiled equivalent of ``model.decode_symbols(symbols, seed)`` for a GC model.
-
-    Noise (models with noise channels) is drawn once for the whole latent, exactly
-    as the direct path draws it, and then cut into tiles with the latent.
-    """
-    gen = None if seed is None else torch.Generator(device=symbols.device).manual_seed(seed)
-    with torch.no_grad():
-        latent = model.quantizer.dequantize(symbols)
-        if model.config.noise_channels:
-            latent = torch.cat([latent, model.noise(latent, gen)], dim=1)
-        return tiled_synthesis(model.generator, latent, tile, overlap, margin)
+def synthesize(generate: GenerateFn, latent: np.ndarray, threshold: int | None = None) -> np.ndarray:
+    """The 8-bit image (16h, 16w, 3) of a latent (1, C, h, w): one call, or tiles above ``threshold`` pixels."""
+    h, w = latent.shape[-2] * SCALE, latent.shape[-1] * SCALE
+    if needs_tiling(h, w, threshold):
+        return synthesize_tiled(generate, latent)
+    return from_unit(generate(latent))
 
 
-def encode_tiled(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
-                 tile: int | None = None, margin: int | None = None) -> torch.Tensor:
-    """Tiled equivalent of ``model.encode_symbols(image)``: tiles of the latent grid with context.
+def encode_tiled(encode: EncodeFn, pixels: np.ndarray, tile: int | None = None,
+                 margin: int | None = None) -> np.ndarray:
+    """Symbols (C, H/16, W/16) of a padded 8-bit image (H, W, 3), tile by tile.
 
     Each latent tile [y0, y1) x [x0, x1) is computed from image pixels
-    ``16*(y0 - margin) .. 16*(y1 + margin)`` (clipped to the image) and cropped;
-    no blending is needed because every latent pixel comes from one tile.
-    ``model`` may also be any callable mapping an image tile to its symbols
-    (e.g. an ONNX Runtime session wrapper).
+    ``16*(y0 - margin) .. 16*(y1 + margin)`` (clipped to the image), converted to
+    float only for that tile, and cropped; no blending is needed because every
+    latent pixel comes from one tile.
     """
-    if isinstance(model, nn.Module):
-        net = model
-
-        def to_symbols(x: torch.Tensor) -> torch.Tensor:
-            return net.quantizer.symbols(net.encoder(x))
-    else:
-        to_symbols = model
     tile = DEFAULT_TILE if tile is None else tile
     margin = DEFAULT_MARGIN if margin is None else margin
-    _, _, hh, ww = image.shape
-    if hh % DOWNSAMPLING or ww % DOWNSAMPLING:
+    hh, ww = pixels.shape[:2]
+    if hh % SCALE or ww % SCALE:
         raise ValueError("image height and width must be multiples of 16")
-    h, w = hh // DOWNSAMPLING, ww // DOWNSAMPLING
-    s = DOWNSAMPLING
-    out: torch.Tensor | None = None
-    with torch.no_grad():
-        for y0, y1, x0, x1 in _tiles(h, w, tile, 0):
+    h, w, s = hh // SCALE, ww // SCALE, SCALE
+    out: np.ndarray | None = None
+    for y0, y1 in _spans(h, tile, 0):
+        for x0, x1 in _spans(w, tile, 0):
             cy0, cy1 = max(0, y0 - margin), min(h, y1 + margin)
             cx0, cx1 = max(0, x0 - margin), min(w, x1 + margin)
-            syms = to_symbols(image[:, :, cy0 * s:cy1 * s, cx0 * s:cx1 * s])
+            syms = encode(to_unit(pixels[cy0 * s:cy1 * s, cx0 * s:cx1 * s]))[0]
             if out is None:
-                out = torch.empty(image.shape[0], syms.shape[1], h, w, dtype=syms.dtype, device=syms.device)
-            out[:, :, y0:y1, x0:x1] = syms[:, :, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+                out = np.empty((syms.shape[0], h, w), dtype=np.int64)
+            out[:, y0:y1, x0:x1] = syms[:, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
     assert out is not None
     return out
 
 
-def encode_symbols(model: nn.Module, image: torch.Tensor, threshold: int | None = None) -> torch.Tensor:
-    """``model.encode_symbols(image)``, tiled when the (padded) image exceeds ``threshold`` pixels
-    (default :data:`TILE_THRESHOLD_PIXELS`)."""
-    if needs_tiling(image.shape[-2], image.shape[-1], threshold) and can_tile(model):
-        return encode_tiled(model, image)
-    return model.encode_symbols(image)
-
-
-def decode_symbols(model: nn.Module, symbols: torch.Tensor, seed: int | None = None,
-                   threshold: int | None = None) -> torch.Tensor:
-    """``model.decode_symbols(symbols, seed)``, tiled when the output exceeds ``threshold`` pixels
-    (default :data:`TILE_THRESHOLD_PIXELS`)."""
-    h, w = symbols.shape[-2] * DOWNSAMPLING, symbols.shape[-1] * DOWNSAMPLING
-    if needs_tiling(h, w, threshold) and can_tile(model) and symbols.shape[0] == 1:
-        return synthesize_tiled(model, symbols, seed=seed)
-    return model.decode_symbols(symbols, seed=seed)
+def encode(encode_fn: EncodeFn, pixels: np.ndarray, threshold: int | None = None) -> np.ndarray:
+    """Symbols (C, H/16, W/16) of a padded 8-bit image (H, W, 3): one call, or tiles above ``threshold``."""
+    if needs_tiling(pixels.shape[0], pixels.shape[1], threshold):
+        return encode_tiled(encode_fn, pixels)
+    return np.asarray(encode_fn(to_unit(pixels))[0], dtype=np.int64)

@@ -77,7 +77,7 @@ def read_manifest(directory: Path) -> list[ModelEntry]:
         entries = []
         for name, item in doc["models"].items():
             entries.append(ModelEntry(
-                name=name, path=directory / item["file"], sha256=item["sha256"].lower(),
+                name=name, path=directory / _plain_file_name(item["file"], path), sha256=item["sha256"].lower(),
                 arch=ArchConfig.from_dict(item["arch"]), fixed_norm=bool(item.get("fixed_norm", False)),
                 info={k: v for k, v in item.items() if k not in ("file", "sha256", "arch", "fixed_norm")}))
         return entries
@@ -85,6 +85,14 @@ def read_manifest(directory: Path) -> list[ModelEntry]:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise GczModelError(f"{path}: malformed manifest ({exc})") from None
+
+
+def _plain_file_name(name: Any, manifest: Path) -> str:
+    """A manifest's weight file name, refused unless it names a file in the manifest's own folder."""
+    if (not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name
+            or "\0" in name or os.path.isabs(name) or Path(name).name != name):
+        raise GczModelError(f"{manifest}: weight file {name!r} must be a plain file name in the manifest's folder")
+    return name
 
 
 def list_models() -> list[ModelEntry]:
@@ -143,6 +151,17 @@ _cache: dict[tuple[str, str, str], Any] = {}
 _cache_lock = threading.Lock()
 
 
+def read_verified(entry: ModelEntry) -> bytes:
+    """The bytes of ``entry``'s weight file, after checking them against the manifest's sha256."""
+    try:
+        blob = entry.path.read_bytes()
+    except OSError as exc:
+        raise GczModelError(f"weights of {entry.name} unreadable: {exc.strerror or exc}") from None
+    if hashlib.sha256(blob).hexdigest() != entry.sha256:
+        raise GczModelError(f"weights of {entry.name} ({entry.path.name}) fail their sha256 checksum")
+    return blob
+
+
 def load_model(entry: ModelEntry, device: str = "cpu") -> Any:
     """Verify the weight file's sha256, build the architecture and load the weights (float32, eval).
 
@@ -157,12 +176,7 @@ def load_model(entry: ModelEntry, device: str = "cpu") -> Any:
     from .models.gc import GCModel
     from .models.layers import set_fixed_norm
 
-    try:
-        blob = entry.path.read_bytes()
-    except OSError as exc:
-        raise GczModelError(f"weights of {entry.name} unreadable: {exc.strerror or exc}") from None
-    if hashlib.sha256(blob).hexdigest() != entry.sha256:
-        raise GczModelError(f"weights of {entry.name} ({entry.path.name}) fail their sha256 checksum")
+    blob = read_verified(entry)
     try:
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
         model = GCModel(entry.arch)

@@ -30,6 +30,18 @@ def make_tiny_weights(directory: Path, channels=TINY_CHANNELS, seed: int = 0) ->
                            info={"training": {"iterations": 0, "data": "none (test model)"}})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_graph_cache(tmp_path_factory):
+    """ONNX graphs built during the tests go to a temporary cache, never the user's ~/.cache."""
+    old = os.environ.get("GCZ_CACHE")
+    os.environ["GCZ_CACHE"] = str(tmp_path_factory.mktemp("gcz-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GCZ_CACHE", None)
+    else:
+        os.environ["GCZ_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """A weights folder with tiny test models, put first on GCZ_WEIGHTS for the whole session."""

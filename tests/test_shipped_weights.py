@@ -42,3 +42,14 @@ def test_shipped_model(entry, monkeypatch):
     mse = np.mean((np.asarray(out, np.float64) - np.asarray(image, np.float64)) ** 2)
     psnr = 10 * math.log10(255 ** 2 / mse)
     assert psnr > 18.0, f"reconstruction not recognisable: {psnr:.1f} dB"
+
+
+def test_shipped_c4_same_file_from_onnxruntime_and_torch(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("GCZ_WEIGHTS", "")
+    image = Image.open(EXAMPLE).convert("RGB")
+    data = codec.compress(image, model="gcz-c4", backend="onnxruntime")
+    assert data == codec.compress(image, model="gcz-c4", backend="torch")
+    a = np.asarray(codec.decompress(data, backend="onnxruntime"), np.int16)
+    b = np.asarray(codec.decompress(data, backend="torch"), np.int16)
+    assert np.abs(a - b).max() <= 2 and (a != b).mean() < 0.01

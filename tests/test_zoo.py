@@ -89,3 +89,11 @@ def test_manifest_schema(tmp_path):
     item = doc["models"]["m4"]
     assert doc["manifest_version"] == 1
     assert {"file", "sha256", "arch", "fixed_norm", "training"} <= set(item)
+
+
+@pytest.mark.parametrize("name", ["../outside.pt", "/etc/passwd", "sub/dir.pt", "..", "a\\b.pt", ""])
+def test_manifest_file_names_cannot_leave_their_folder(tmp_path, monkeypatch, name):
+    (tmp_path / "manifest.json").write_text(json.dumps({"manifest_version": 1, "models": {"m": {
+        "file": name, "sha256": "00" * 32, "arch": named_config("tiny", 4).to_dict()}}}))
+    with pytest.raises(GczModelError, match="plain file name"):
+        zoo.read_manifest(tmp_path)

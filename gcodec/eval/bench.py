@@ -5,10 +5,11 @@ resident memory reported (``ru_maxrss``) belongs to that one input and phase,
 and the model load time is a cold load.  Results go to ``OUT/results.json``
 and a readable ``OUT/results.md``.
 
-Backends: ``torch-cpu`` (the library path, :func:`gcodec.codec.compress_loaded`
-/ :func:`gcodec.codec.decompress`, tiled above 2048x2048), ``onnx-cpu`` (ONNX
-Runtime on the models :func:`gcodec.export.export_onnx` writes, tiled the same
-way) and ``torch-cuda`` when a CUDA device is present.
+Backends: the library path (:func:`gcodec.codec.compress_loaded` /
+:func:`gcodec.codec.decompress`, tiled above 2048x2048) on ``torch-cpu``,
+``onnx-cpu`` (ONNX Runtime on the cached graphs of :mod:`gcodec.backends.onnx_net`)
+and ``torch-cuda`` when a CUDA device is present.  Whole-process timings of the
+CLI against ``heif-convert`` are in :mod:`.process_bench`.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class BenchConfig:
         peers: peer codecs timed on the same images.
         threads: torch / ONNX Runtime intra-op threads (None: library default).
         image: source photo resized to every size (default: the bundled example).
+        processes: also time whole ``gcz`` processes against ``heif-convert`` (:mod:`.process_bench`).
     """
 
     out: Path
@@ -59,6 +61,7 @@ class BenchConfig:
     peers: tuple[str, ...] = ("heic", "avif", "jxl", "webp", "jp2", "jpeg")
     threads: int | None = None
     image: Path | None = None
+    processes: bool = True
 
 
 @dataclass
@@ -70,6 +73,7 @@ class BenchResults:
     runs: list[dict[str, Any]] = field(default_factory=list)
     entropy: list[dict[str, Any]] = field(default_factory=list)
     peers: list[dict[str, Any]] = field(default_factory=list)
+    processes: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -96,97 +100,38 @@ def peak_rss_mb() -> float:
 
 
 # ------------------------------------------------------------------ worker (one subprocess per measurement)
-class _OrtModel:
-    """ONNX Runtime sessions of a model's encoder and generator."""
-
-    def __init__(self, onnx_dir: Path, threads: int | None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self.enc = ort.InferenceSession(str(onnx_dir / "encoder.onnx"), opts, providers=["CPUExecutionProvider"])
-        self.gen = ort.InferenceSession(str(onnx_dir / "generator.onnx"), opts, providers=["CPUExecutionProvider"])
-
-    def encode(self, x: Any) -> Any:
-        import torch
-        return torch.from_numpy(self.enc.run(None, {"image": x.numpy()})[0])
-
-    def generate(self, symbols: Any) -> Any:
-        import torch
-        return torch.from_numpy(self.gen.run(None, {"symbols": symbols.numpy().astype(np.int64)})[0])
-
-
-def _ort_compress(ort_model: _OrtModel, pixels: np.ndarray, entry: Any) -> bytes:
-    from .. import container, entropy, tiling
-    from ..codec import MIN_PADDED_SIDE, _to_tensor
-    from ..imageio import pad_image
-
-    padded = pad_image(pixels, 16, MIN_PADDED_SIDE)
-    x = _to_tensor(padded, "cpu")
-    if tiling.needs_tiling(x.shape[-2], x.shape[-1]):
-        symbols = tiling.encode_tiled(ort_model.encode, x)
-    else:
-        symbols = ort_model.encode(x)
-    symbols = symbols[0].numpy()
-    tables = entropy.best_tables(symbols, entry.arch.levels)
-    gcz = container.GczFile(width=pixels.shape[1], height=pixels.shape[0], model_name=entry.name,
-                            model_hash=entry.hash_prefix, channels=entry.arch.latent_channels,
-                            levels=entry.arch.levels, downsampling=16, tables=tables,
-                            payload=entropy.encode(symbols, tables))
-    return container.write(gcz)
-
-
-def _ort_decompress(ort_model: _OrtModel, data: bytes) -> np.ndarray:
-    import torch
-
-    from .. import container, tiling
-    from ..codec import _to_pixels, decode_symbols
-
-    gcz = container.read(data)
-    symbols = torch.from_numpy(decode_symbols(gcz)).unsqueeze(0)
-    if tiling.needs_tiling(symbols.shape[-2] * 16, symbols.shape[-1] * 16):
-        image = tiling.tiled_synthesis(ort_model.generate, symbols)
-    else:
-        image = ort_model.generate(symbols)
-    return _to_pixels(image)[:gcz.height, :gcz.width]
+#: bench backend label -> (gcodec backend, device)
+BACKEND_RUNTIME = {"torch-cpu": ("torch", "cpu"), "onnx-cpu": ("onnxruntime", "cpu"), "torch-cuda": ("torch", "cuda")}
 
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     """One measurement in a fresh process: ``spec`` names phase (encode/decode), backend, size, model."""
-    import torch
+    from .. import backends, codec, tiling, zoo
+    from ..imageio import LoadedImage
 
-    from .. import codec, tiling, zoo
-
-    if spec.get("threads"):
-        torch.set_num_threads(int(spec["threads"]))
     backend, phase = spec["backend"], spec["phase"]
-    device = "cuda" if backend == "torch-cuda" else "cpu"
+    runtime, device = BACKEND_RUNTIME[backend]
+    if runtime == "torch":
+        import torch
+        if spec.get("threads"):
+            torch.set_num_threads(int(spec["threads"]))
     entry = zoo.find_model(spec["model"])
     width, height = spec["size"]
     result: dict[str, Any] = {"rss_after_import_mb": peak_rss_mb()}
     t0 = time.perf_counter()
-    if backend == "onnx-cpu":
-        model: Any = _OrtModel(Path(spec["onnx_dir"]), spec.get("threads"))
-    else:
-        model = zoo.load_model(entry, device)
-        if device == "cuda":
-            torch.cuda.synchronize()
+    backends.load(entry, runtime, device)
+    if device == "cuda":
+        torch.cuda.synchronize()
     result["model_load_s"] = time.perf_counter() - t0
     pixels = test_image(width, height, Path(spec["image"]) if spec.get("image") else None)
     warm = np.ascontiguousarray(pixels[:256, :256])
     gcz_path = Path(spec["gcz_path"])
 
     def enc(px: np.ndarray) -> bytes:
-        if backend == "onnx-cpu":
-            return _ort_compress(model, px, entry)
-        from ..imageio import LoadedImage
-        return codec.compress_loaded(LoadedImage(px), entry, device)
+        return codec.compress_loaded(LoadedImage(px), entry, device, runtime)
 
     def dec(data: bytes) -> np.ndarray:
-        if backend == "onnx-cpu":
-            return _ort_decompress(model, data)
-        return np.asarray(codec.decompress(data, device))
+        return np.asarray(codec.decompress(data, device, backend=runtime))
 
     dec(enc(warm))  # first-call overheads (allocator, kernels) out of the timings
     if device == "cuda":
@@ -300,13 +245,10 @@ def run_bench(cfg: BenchConfig, status: Any = None) -> BenchResults:
         res.notes.append("torch-cuda skipped: no CUDA device")
     gcz_time: dict[tuple[str, str], dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="gcz-bench-") as tmp:
-        onnx_dir = Path(tmp) / "onnx"
         if "onnx-cpu" in backends:
             try:
-                import onnxruntime  # noqa: F401
-
-                from ..export import export_onnx
-                export_onnx(entry, onnx_dir, force=True)
+                from ..backends.onnx_net import OnnxNetwork
+                OnnxNetwork.load(entry)  # graphs built and cached before anything is timed
             except (ImportError, GczError) as exc:
                 backends.remove("onnx-cpu")
                 res.notes.append(f"onnx-cpu skipped: {exc}")
@@ -318,7 +260,7 @@ def run_bench(cfg: BenchConfig, status: Any = None) -> BenchResults:
                     for phase in ("encode", "decode"):
                         say(f"bench: {backend} {phase} {w}x{h}")
                         spec = {"backend": backend, "phase": phase, "size": [w, h], "model": entry.name,
-                                "threads": cfg.threads, "onnx_dir": str(onnx_dir),
+                                "threads": cfg.threads,
                                 "image": str(cfg.image) if cfg.image else None,
                                 "gcz_path": str(Path(tmp) / f"{backend}-{w}x{h}.gcz")}
                         out = _spawn(spec)
@@ -343,6 +285,9 @@ def run_bench(cfg: BenchConfig, status: Any = None) -> BenchResults:
                 res.runs.append(row)
                 gcz_time[(row["size"], backend)] = {"encode": row["encode_s"], "decode": row["decode_s"]}
             _bench_peers(cfg, res, peer_mod, w, h, gcz_time.get((f"{w}x{h}", "torch-cpu")), say)
+    if cfg.processes:
+        from .process_bench import bench_processes
+        res.processes = bench_processes({(w, h): test_image(w, h, cfg.image) for (w, h) in cfg.sizes}, say=say)
     say("bench: entropy coding")
     _bench_entropy_models(cfg, res, zoo)
     write_results(cfg.out, res)
@@ -406,7 +351,7 @@ def markdown(res: BenchResults) -> str:
     lines = [f"# gcz benchmarks: {res.model['id']}", "",
              f"{m['processor']}, {m['cpu_count']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
              f"onnxruntime {m.get('onnxruntime')}, CUDA: {m.get('cuda') or 'none'}", "",
-             "## gcz encode / decode", "",
+             "## gcz encode / decode (in-process, model loaded and warmed up)", "",
              "| size | backend | tiled | encode s | decode s | enc s/MP | dec s/MP | peak RSS enc MiB | "
              "peak RSS dec MiB | model load s | bpp |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res.runs:
@@ -415,6 +360,9 @@ def markdown(res: BenchResults) -> str:
                      f"{r['decode_s']:.3f} | {r['encode_s_per_mp']:.3f} | {r['decode_s_per_mp']:.3f} | "
                      f"{r['peak_rss_encode_mb']:.0f} | {r['peak_rss_decode_mb']:.0f}{gpu} | "
                      f"{r['model_load_s']:.3f} | {r.get('bpp', 0):.4f} |")
+    if res.processes:
+        from .process_bench import markdown as process_markdown
+        lines += [""] + process_markdown(res.processes)
     lines += ["", "## Entropy coding (range coder, static per-channel tables)", "",
               "| model | symbols | encode sym/s | decode sym/s | payload B | cross-entropy B | overhead % | "
               "tables B |", "|---|---|---|---|---|---|---|---|"]

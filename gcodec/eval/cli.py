@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from ..cli import err_console, resolve_device, user_errors
+from ..cli_common import resolve_device, stderr_console, user_errors
 from ..errors import GczInputError
 
 
@@ -58,15 +58,15 @@ def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: s
             codecs=_csv(codecs), matches=_csv(matches), device=resolve_device(device), ssimulacra2=ssim2,
             kid=not no_kid, patch=patch, tolerance=tolerance, max_side=max_side)
         if not no_ssimulacra2 and not ssim2:
-            err_console.print("note: SSIMULACRA2 skipped (pip install ssimulacra2)", markup=False)
+            stderr_console().print("note: SSIMULACRA2 skipped (pip install ssimulacra2)", markup=False)
         progress = Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                            TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr_console(),
                             transient=True)
         with progress:
             task = progress.add_task("", total=runner.total_units(cfg))
             outcome = runner.run_eval(cfg, lambda desc, n: progress.update(task, advance=n, description=desc))
         for note in outcome.notes:
-            err_console.print(f"note: {note}", markup=False)
+            stderr_console().print(f"note: {note}", markup=False)
         command = " ".join(["gcz eval", *map(shlex.quote, inputs), *(["--split", split] if split else []),
                             *(["--max-side", str(max_side)] if max_side else []), "--channels", channels,
                             "--codecs", codecs, "--match", matches, "--patch", str(patch),
@@ -75,7 +75,7 @@ def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: s
         rep = report.build_report(cfg.out, command=command)
         console = Console()
         (console if console.is_terminal else Console(width=200)).print(report.rich_table(rep.summary))
-        err_console.print(f"{outcome.computed} rows computed, {outcome.skipped} resumed; "
+        stderr_console().print(f"{outcome.computed} rows computed, {outcome.skipped} resumed; "
                           f"open {rep.files['index']}", markup=False)
 
 
@@ -88,8 +88,9 @@ def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: s
 @click.option("--codecs", default="heic,avif,jxl,webp,jp2,jpeg", show_default=True, help="Peers to time.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime.")
 @click.option("--image", default=None, help="Photo resized to every size (default: examples/mountain.jpg).")
+@click.option("--no-processes", is_flag=True, help="Skip whole-process timings (gcz CLI vs heif-convert).")
 def bench_command(out_dir: str, channels: int, quick: bool, sizes: str | None, backends: str, codecs: str,
-                  threads: int | None, image: str | None) -> None:
+                  threads: int | None, image: str | None, no_processes: bool) -> None:
     """Speed, peak memory and entropy-coding benchmarks (writes OUT/results.json)."""
     from . import bench, peers
 
@@ -103,8 +104,9 @@ def bench_command(out_dir: str, channels: int, quick: bool, sizes: str | None, b
         cfg = bench.BenchConfig(
             out=Path(out_dir), channels=channels,
             sizes=bench.parse_sizes(sizes) if sizes else (bench.QUICK_SIZES if quick else bench.FULL_SIZES),
-            backends=chosen, peers=_csv(codecs), threads=threads, image=Path(image) if image else None)
-        with err_console.status("benchmarking") as status:
+            backends=chosen, peers=_csv(codecs), threads=threads, image=Path(image) if image else None,
+            processes=not no_processes)
+        with stderr_console().status("benchmarking") as status:
             res = bench.run_bench(cfg, lambda s: status.update(s))
         console = Console()
         if console.is_terminal:
@@ -112,4 +114,4 @@ def bench_command(out_dir: str, channels: int, quick: bool, sizes: str | None, b
             console.print(Markdown(bench.markdown(res)))
         else:
             click.echo(bench.markdown(res))
-        err_console.print(f"wrote {cfg.out / 'results.json'} and {cfg.out / 'results.md'}", markup=False)
+        stderr_console().print(f"wrote {cfg.out / 'results.json'} and {cfg.out / 'results.md'}", markup=False)

@@ -400,7 +400,7 @@ def plot_losses(log_path: Path, png_path: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point for ``torchrun -m gcodec.train.loop`` (same options as ``gcz train``)."""
-    from ..cli import train_command
+    from .cli import train_command
     train_command.main(args=argv, prog_name="gcz train", standalone_mode=True)
 
 

@@ -1,0 +1,94 @@
+"""Helpers shared by every ``gcz`` command module: one-line errors, the stderr console, devices.
+
+Kept apart from :mod:`gcodec.cli` so that command modules (``gcodec.eval.cli``,
+``gcodec.train.cli``) import these helpers, not each other: the import graph
+flows one way, from :mod:`gcodec.cli` down.  Nothing here imports rich or
+torch until it is used, so ``gcz decompress`` starts fast.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from .errors import GczError
+
+_console: Any = None
+
+
+def stderr_console() -> Any:
+    """The rich console on stderr (progress bars, tables, notes), created on first use."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+        _console = Console(stderr=True, highlight=False)
+    return _console
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one error line on stderr and exit."""
+    sys.stderr.write(f"gcz: error: {message}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def error_message(exc: BaseException) -> str | None:
+    """The one-line message for a user-caused error, or None for a bug (re-raised with GCZ_DEBUG=1)."""
+    if isinstance(exc, GczError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory (lower --max-pixels or GCZ_MAX_PIXELS to refuse such inputs early)"
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        return f"{where}{exc.strerror or exc}"
+    return None
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn library and OS errors into one-line messages at the CLI boundary."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except (click.exceptions.Exit, click.ClickException, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - never show a traceback to users
+        message = error_message(exc)
+        if message is not None:
+            fail(message)
+        if os.environ.get("GCZ_DEBUG"):
+            raise
+        fail(f"internal error: {type(exc).__name__}: {exc} (GCZ_DEBUG=1 shows details)", 2)
+
+
+class Caught:
+    """What :func:`user_errors_record` caught: ``message`` is None when nothing failed."""
+
+    message: str | None = None
+
+
+@contextmanager
+def user_errors_record() -> Iterator[Caught]:
+    """Like :func:`user_errors` but records the message so a batch can go on."""
+    caught = Caught()
+    try:
+        yield caught
+    except Exception as exc:  # noqa: BLE001
+        message = error_message(exc)
+        if message is None:
+            if os.environ.get("GCZ_DEBUG"):
+                raise
+            message = f"internal error: {type(exc).__name__}: {exc}"
+        caught.message = message
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu`` (imports torch: for training and evaluation)."""
+    from .backends import torch_device
+
+    return torch_device(device)
