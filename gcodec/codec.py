@@ -95,7 +95,7 @@ def decompress(data: bytes, device: str = "auto", seed: int | None = None, backe
     from . import backends, tiling
 
     gcz = container.read(data)
-    limits.check_pixels(gcz.width, gcz.height, max_pixels, "file declares an image")
+    limits.check_pixels(gcz.width, gcz.height, max_pixels, "declared image")
     entry = zoo.find_model(gcz.model_name, gcz.model_hash)
     if (entry.arch.latent_channels, entry.arch.levels) != (gcz.channels, gcz.levels):
         raise GczInputError(f"model {entry.name} does not match the file's latent description")
