@@ -226,3 +226,39 @@ def test_publish_metrics_from_eval_summary():
     assert m["below_bound_percent"] == pytest.approx(100 * (1 - 0.03 / bound), abs=0.01)
     with pytest.raises(GczModelError, match="no measurement"):
         metrics_for(summary, "absent", arch)
+
+
+def test_bf16_autocast_trains_instance_norm_models_on_cpu():
+    """The autocast path of every architecture: instance norm's running statistics stay float32."""
+    import dataclasses
+
+    from gcodec.models import GCModel, named_config
+    from gcodec.models.discriminator import MultiScaleDiscriminator
+    from gcodec.models.layers import SwitchableNorm
+
+    cfg = dataclasses.replace(named_config("tiny", 2), norm="instance")
+    model, disc = GCModel(cfg).train(), MultiScaleDiscriminator(cfg).train()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x_hat, _ = model(x)
+        loss = (x_hat.float() - x).pow(2).mean() + sum(o[-1].float().mean() for o in disc(x_hat))
+    loss.backward()
+    norms = [m for m in model.modules() if isinstance(m, SwitchableNorm)]
+    assert norms and all(m.running_mean.dtype == torch.float32 and torch.isfinite(m.running_var).all()
+                         for m in norms)
+    assert any(m.running_mean.abs().sum() > 0 for m in norms)
+
+
+def test_bf16_trainer_step_on_cpu(tmp_path, folder):
+    trainer = Trainer(config(tmp_path, folder, bf16=True, iterations=2), status=lambda s: None)
+    assert trainer.run()["iteration"] == 2
+
+
+def test_one_discriminator_pass_on_real_images_per_step(tmp_path, folder):
+    trainer = Trainer(config(tmp_path, folder), status=lambda s: None)
+    batches = []
+    trainer.disc.register_forward_hook(lambda m, inp, out: batches.append(inp[0].shape[0]))
+    logs = trainer.step()
+    # one pass on [real; fake] for D's loss, one on the fake batch for G's: never a second real pass
+    assert batches == [2 * trainer.cfg.batch_size, trainer.cfg.batch_size]
+    assert all(v.dim() == 0 and not v.requires_grad for v in logs.values())

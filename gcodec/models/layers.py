@@ -32,9 +32,9 @@ class SwitchableNorm(nn.Module):
             mean = x.mean(dim=(2, 3), keepdim=True)
             var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
             if self.training:
-                with torch.no_grad():
-                    self.running_mean.lerp_(mean.mean(dim=0).flatten(), self.momentum)
-                    self.running_var.lerp_(var.mean(dim=0).flatten(), self.momentum)
+                with torch.no_grad():  # statistics stay float32 when the activations are bf16 (autocast)
+                    self.running_mean.lerp_(mean.mean(dim=0).flatten().to(self.running_mean.dtype), self.momentum)
+                    self.running_var.lerp_(var.mean(dim=0).flatten().to(self.running_var.dtype), self.momentum)
         x = (x - mean) * torch.rsqrt(var + self.eps)
         return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 

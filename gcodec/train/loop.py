@@ -218,53 +218,66 @@ class Trainer:
         onehot = F.one_hot(labels.clamp(0, self.cfg.num_classes - 1), self.cfg.num_classes)
         return torch.cat([img, onehot.permute(0, 3, 1, 2).float().to(img.device)], dim=1)
 
-    def step(self) -> dict[str, float]:
-        """One optimisation step of D (if the GAN is active) and of E/G."""
+    def _split_disc(self, both: list[list[torch.Tensor]], n: int) -> tuple[list[list[torch.Tensor]], ...]:
+        """Per-scale, per-layer outputs of D on ``cat([a, b])`` split back into those of ``a`` and ``b``."""
+        return ([[f[:n] for f in scale] for scale in both], [[f[n:] for f in scale] for scale in both])
+
+    def step(self) -> dict[str, torch.Tensor]:
+        """One optimisation step of D (if the GAN is active) and of E/G.
+
+        Returns detached scalar tensors: nothing here waits for the device, so
+        the host syncs only when the caller logs (every ``log_every`` steps).
+        D sees the real and the generated batch in one pass (its instance norm
+        is per sample, so this equals two passes), and those real features,
+        detached, are the targets of the feature-matching loss: D runs on the
+        real image once per step.
+        """
         cfg = self.cfg
         x, labels = self.sampler.batch(cfg.batch_size)
-        x = x.to(self.device)
+        x = x.to(self.device, non_blocking=True)
         gan = self._gan_active()
         set_fixed_norm(self.model.generator, self._fixed_norm_now())
         freeze_e = gan and cfg.freeze_encoder_in_gan and cfg.stage1_iters > 0
         self.model.encoder.requires_grad_(not freeze_e)
         self.model.train()
-        logs: dict[str, float] = {}
+        logs: dict[str, torch.Tensor] = {}
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
         with autocast:
             x_hat, _ = self.ddp_model(x)
         x_hat = x_hat.float()
+        n = x.shape[0]
         if gan:
             with autocast:
-                real = self.ddp_disc(self._disc_input(x, labels))
-                fake = self.ddp_disc(self._disc_input(x_hat.detach(), labels))
+                both = self.ddp_disc(torch.cat([self._disc_input(x, labels),
+                                                self._disc_input(x_hat.detach(), labels)]))
+                real, fake = self._split_disc(both, n)
                 loss_d = losses.lsgan_d_loss(real, fake)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-            logs["d"] = loss_d.item()
+            logs["d"] = loss_d.detach()
+            real_features = [[f.detach() for f in scale] for scale in real]
         mse = losses.masked_mse(x_hat, x)
         loss = cfg.lambda_mse * mse
-        logs["mse"] = mse.item()
-        logs["psnr"] = -10 * math.log10(max(mse.item(), 1e-10))
+        logs["mse"] = mse.detach()
         if self.perceptual is not None:
             perc = self.perceptual(x_hat, x)
             loss = loss + cfg.lambda_perceptual * perc
-            logs["perc"] = perc.item()
+            logs["perc"] = perc.detach()
         if gan:
             self.disc.requires_grad_(False)
             with autocast:
                 fake = self.ddp_disc(self._disc_input(x_hat, labels))
-                real = [[f.detach() for f in scale] for scale in self.ddp_disc(self._disc_input(x, labels))]
                 g_adv = losses.lsgan_g_loss(fake)
-                fm = losses.feature_matching_loss(real, fake)
+                fm = losses.feature_matching_loss(real_features, fake)
             self.disc.requires_grad_(True)
             loss = loss + g_adv + cfg.lambda_fm * fm
-            logs["g_adv"] = g_adv.item()
-            logs["fm"] = fm.item()
+            logs["g_adv"] = g_adv.detach()
+            logs["fm"] = fm.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
-        logs["loss"] = loss.item()
+        logs["loss"] = loss.detach()
         return logs
 
     # ------------------------------------------------------------ run
@@ -292,14 +305,17 @@ class Trainer:
                     self.status("stop requested (SIGTERM): writing checkpoint")
                     break
                 t0 = time.monotonic()
-                logs = self.step()
+                step_logs = self.step()
                 self.iteration += 1
                 self.elapsed += time.monotonic() - t0
-                if writer and (self.iteration % cfg.log_every == 0 or self.iteration == 1):
-                    writer.writerow({"iteration": self.iteration, "elapsed_s": round(self.elapsed, 1),
-                                     **{k: round(v, 5) for k, v in logs.items()}})
-                    log_fh.flush()
-                progress.update(self.iteration, logs, self.iteration - session_start_iter, time.monotonic() - start)
+                if self.iteration % cfg.log_every == 0 or self.iteration == 1:  # the only host sync
+                    logs = scalar_logs(step_logs)
+                    if writer:
+                        writer.writerow({"iteration": self.iteration, "elapsed_s": round(self.elapsed, 1),
+                                         **{k: round(v, 5) for k, v in logs.items()}})
+                        log_fh.flush()
+                    progress.update(self.iteration, logs, self.iteration - session_start_iter,
+                                    time.monotonic() - start)
                 if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
                     self.save()
                     last_ckpt = time.monotonic()
@@ -319,6 +335,14 @@ class Trainer:
         if self.rank == 0:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+
+def scalar_logs(step_logs: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Floats of a step's detached losses, plus the PSNR of its MSE (on the [0, 1] scale)."""
+    logs = {k: float(v) for k, v in step_logs.items()}
+    if "mse" in logs:
+        logs["psnr"] = -10 * math.log10(max(logs["mse"], 1e-10))
+    return logs
 
 
 class _StopFlag:
