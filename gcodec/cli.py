@@ -393,5 +393,18 @@ def data_fetch(root: str, cache: str | None) -> None:
         click.echo(json.dumps(summary))
 
 
+@data.command("pack")
+@click.option("--root", default="data/pool", show_default=True, help="The pool (gcz data fetch).")
+@click.option("--out", "out_dir", default="data/gpu-pool", show_default=True, help="Folder of JPEGs to write.")
+@click.option("--split", default="train", show_default=True)
+@click.option("--max-side", type=int, default=1024, show_default=True)
+def data_pack(root: str, out_dir: str, split: str, max_side: int) -> None:
+    """Pack a split small (JPEG, longer side 1024) to carry to an offline GPU machine."""
+    from .data.pack import pack_split
+
+    with user_errors():
+        click.echo(json.dumps(pack_split(Path(root), Path(out_dir), split, max_side)))
+
+
 if __name__ == "__main__":
     main()

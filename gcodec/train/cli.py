@@ -43,13 +43,16 @@ from ..errors import GczInputError
 @click.option("--bf16", is_flag=True, help="bf16 autocast (CUDA).")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
-@click.option("--init-from", default=None, help="Warm start from a checkpoint (any channel count).")
+@click.option("--init-from", default=None, help="Warm start: a checkpoint, a compact folder or an installed model name (e.g. gcz-c4).")
+@click.option("--no-compact", is_flag=True,
+              help="Do not write OUT_DIR/compact/ (half-precision parts <= 15 MiB that resume on another machine).")
 def train_command(**opts: Any) -> None:
     """Train a GC model (resumes automatically from OUT_DIR/checkpoint.pt)."""
     from .loop import Trainer, TrainConfig
 
     fixed = opts.pop("fixed_norm_after")
     cfg = TrainConfig(gan=not opts.pop("no_gan"), perceptual=not opts.pop("no_perceptual"),
+                      compact=not opts.pop("no_compact"),
                       fixed_norm_after=None if fixed < 0 else fixed, **opts)
     with user_errors():
         try:

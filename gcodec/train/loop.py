@@ -25,15 +25,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import GczInputError
+from ..errors import GczError, GczInputError
 from ..models.config import ArchConfig, named_config
 from ..models.discriminator import MultiScaleDiscriminator
 from ..models.gc import GCModel
 from ..models.layers import set_fixed_norm
 from . import losses
+from .compact import is_compact, load_checkpoint, save_compact
 from .data import CropSampler, load_dataset
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: Folder of the compact checkpoint (:mod:`.compact`) written beside the full one.
+COMPACT_NAME = "compact"
 LOG_NAME = "log.csv"
 
 
@@ -70,6 +73,7 @@ class TrainConfig:
     log_every: int = 10
     threads: int | None = None
     init_from: str | None = None      # warm start: weights of a checkpoint (any channel count)
+    compact: bool = True              # also write OUT_DIR/compact/ (fp16/bf16 parts <= 15 MiB) at each checkpoint
 
     def arch_config(self) -> ArchConfig:
         """The architecture this run trains."""
@@ -151,8 +155,10 @@ class Trainer:
     # ------------------------------------------------------------ state
     def _resume_or_init(self) -> None:
         ckpt = self.out / CHECKPOINT_NAME
-        if ckpt.is_file():
-            state = torch.load(ckpt, map_location=self.device, weights_only=False)
+        if not ckpt.is_file() and is_compact(self.out / COMPACT_NAME):
+            ckpt = self.out / COMPACT_NAME  # a run carried over from another machine
+        if ckpt.is_file() or ckpt.is_dir():
+            state = load_checkpoint(ckpt, map_location=self.device)
             if state["arch"] != self.arch.to_dict():
                 raise GczInputError(f"{ckpt} was trained with another architecture; use a new --out-dir")
             self.model.load_state_dict(state["model"])
@@ -168,11 +174,21 @@ class Trainer:
             self._truncate_log()
             self.status(f"resumed from {ckpt} at iteration {self.iteration}")
         elif self.cfg.init_from:
-            state = torch.load(self.cfg.init_from, map_location=self.device, weights_only=False)
+            state = self._init_state(self.cfg.init_from)
             warm_start(self.model, state["model"])
             if "disc" in state:
                 self.disc.load_state_dict(state["disc"], strict=False)
             self.status(f"warm start from {self.cfg.init_from}")
+
+    def _init_state(self, source: str) -> dict[str, Any]:
+        """Warm-start weights: a checkpoint file, a compact folder, or an installed model's name."""
+        if Path(source).exists():
+            return load_checkpoint(Path(source), map_location=self.device)
+        from .. import zoo
+        try:
+            return {"model": zoo.load_model(zoo.find_model(source), "cpu").state_dict()}
+        except GczError as exc:
+            raise GczInputError(f"--init-from {source}: no such checkpoint, and {exc}") from None
 
     def _truncate_log(self) -> None:
         """Drop log rows written after the checkpoint we resume from (they will be redone)."""
@@ -199,9 +215,12 @@ class Trainer:
                             f"{torch.get_num_threads()} threads, {self.device.type}, world {self.world}".strip()}
 
     def save(self) -> None:
-        """Write the checkpoint atomically (rank 0 only)."""
+        """Write the checkpoint atomically, and the compact one if configured (rank 0 only)."""
         if self.rank == 0:
-            atomic_save(self.state(), self.out / CHECKPOINT_NAME)
+            state = self.state()
+            atomic_save(state, self.out / CHECKPOINT_NAME)
+            if self.cfg.compact:
+                save_compact(state, self.out / COMPACT_NAME)
 
     # ------------------------------------------------------------ schedule
     def _gan_active(self) -> bool:

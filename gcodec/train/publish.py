@@ -5,12 +5,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from .. import zoo
 from ..errors import GczModelError
 from ..models.config import DOWNSAMPLING, ArchConfig
 from ..models.gc import GCModel
+from .compact import load_checkpoint
 
 
 def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc: str,
@@ -28,7 +28,7 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
     if name in existing and not replace:
         raise GczModelError(f"model {name} is already published in {weights_dir}; files written with it "
                             "must stay decodable, so publish under a new name (or pass --replace)")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     arch = ArchConfig.from_dict(state["arch"])
     model = GCModel(arch)
     model.load_state_dict(state["model"])
