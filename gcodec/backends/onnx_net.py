@@ -121,18 +121,26 @@ class OnnxNetwork:
     backend = "onnxruntime"
     device = "cpu"
 
-    def __init__(self, entry: ModelEntry, folder: Path) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, entry: ModelEntry, folder: Path, eager: bool = False) -> None:
         self.entry = entry
         self.folder = folder
         # instance norm with per-image statistics (not fixed) makes tiles disagree with the whole image
         self.tileable = entry.arch.norm != "instance" or entry.fixed_norm
-        providers = ["CPUExecutionProvider"]
-        self._encoder = ort.InferenceSession(str(folder / "encoder.onnx"), _session_options(False),
-                                             providers=providers)
-        self._generator = ort.InferenceSession(str(folder / "generator.onnx"), _session_options(False),
-                                               providers=providers)
+        self._sessions: dict[str, Any] = {}
+        if not eager:
+            return
+        for name in GRAPH_FILES:
+            self._session(name)
+
+    def _session(self, name: str) -> Any:
+        """The session of ``encoder.onnx`` or ``generator.onnx``, created on first use
+        (``gcz decompress`` never loads the encoder)."""
+        if name not in self._sessions:
+            import onnxruntime as ort
+
+            self._sessions[name] = ort.InferenceSession(str(self.folder / name), _session_options(False),
+                                                        providers=["CPUExecutionProvider"])
+        return self._sessions[name]
 
     @classmethod
     def load(cls, entry: ModelEntry) -> OnnxNetwork:
@@ -144,7 +152,7 @@ class OnnxNetwork:
             folder = graph_dir(entry)
             net = None
             if _valid(entry, folder):
-                try:
+                try:  # sizes match; a graph ONNX Runtime cannot load is noticed at its first use
                     net = cls(entry, folder)
                 except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
                     net = None
@@ -162,13 +170,13 @@ class OnnxNetwork:
         except OSError:  # cache not writable: build for this process only
             tmp = Path(tempfile.mkdtemp(prefix="gcz-onnx-"))
             try:
-                return cls(entry, build_graphs(entry, tmp / "graphs"))
+                return cls(entry, build_graphs(entry, tmp / "graphs"), eager=True)
             finally:  # sessions hold the graphs in memory; the files can go
                 shutil.rmtree(tmp, ignore_errors=True)
 
     def encode(self, image: np.ndarray) -> np.ndarray:
         """float32 image (1, 3, H, W) in [-1, 1] -> int64 symbols (1, C, H/16, W/16)."""
-        return self._encoder.run(None, {"image": np.ascontiguousarray(image, dtype=np.float32)})[0]
+        return self._run("encoder.onnx", {"image": np.ascontiguousarray(image, dtype=np.float32)})
 
     def generator_input(self, symbols: np.ndarray, seed: int | None = None) -> np.ndarray:
         """The symbols themselves (1, C, h, w): the exported generator dequantizes them."""
@@ -176,4 +184,20 @@ class OnnxNetwork:
 
     def generate(self, latent: np.ndarray) -> np.ndarray:
         """int64 symbols (1, C, h, w) -> float32 image (1, 3, 16h, 16w) in [-1, 1]."""
-        return self._generator.run(None, {"symbols": np.ascontiguousarray(latent, dtype=np.int64)})[0]
+        return self._run("generator.onnx", {"symbols": np.ascontiguousarray(latent, dtype=np.int64)})
+
+    def _run(self, name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        try:
+            session = self._session(name)
+        except Exception as exc:  # noqa: BLE001 - a cached graph damaged beyond its size check: rebuild once
+            with _lock:
+                _loaded.pop(self.entry.sha256, None)
+                shutil.rmtree(self.folder, ignore_errors=True)
+                fresh = OnnxNetwork._build(self.entry, graph_dir(self.entry))
+                _loaded[self.entry.sha256] = fresh
+            self._sessions, self.folder = fresh._sessions, fresh.folder
+            try:
+                session = self._session(name)
+            except Exception:  # noqa: BLE001
+                raise GczModelError(f"ONNX Runtime cannot load the graphs of {self.entry.name}: {exc}") from None
+        return session.run(None, feeds)[0]
