@@ -9,7 +9,7 @@ OUT    ?= demo-out
 
 PEER_PKGS := libheif-examples libavif-bin libjxl-tools webp libopenjp2-tools
 
-.PHONY: setup demo test data train train-c4 peers bench eval clean
+.PHONY: setup demo test data train train-c4 train-gpu gpu-data peers bench eval fuzz clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,23 @@ train: data
 train-c4:
 	$(MAKE) train C=4
 
+# The GPU recipe (README, "Training on GPU bursts"): the shipped cpu architecture, batch 32 of 256 px
+# crops, bf16, the full GC objective, warm-started from the shipped model. Each call trains for
+# GPU_MINUTES and leaves runs/gpu-c$(C)/compact/ (fp16 weights, 8-bit Adam moments, parts <= 15 MiB,
+# 47 MiB for C=4): copy that folder into runs/gpu-c$(C)/ on any machine and the next call resumes.
+# On the lent machine (torch with CUDA preinstalled, no venv): make train-gpu GCZ="python3 -m gcodec.cli"
+GPU_MINUTES ?= 8
+GPU_DATA ?= data/gpu-pool
+GCZ ?= $(BIN)/gcz
+train-gpu:
+	$(GCZ) train --out-dir runs/gpu-c$(C) --arch cpu --channels $(C) --dataset folder --data-root $(GPU_DATA) \
+	  --crop 256 --batch-size 32 --device cuda --bf16 --lr 2e-4 --lambda-perceptual 0.1 --fixed-norm-after -1 \
+	  --init-from gcz-c$(C) --iterations 1000000 --checkpoint-minutes 2 --max-minutes $(GPU_MINUTES)
+
+# the training photos small enough to carry to an offline GPU machine (about 30 MiB)
+gpu-data: data
+	$(BIN)/gcz data pack --root data/pool --out $(GPU_DATA)
+
 # peer codecs for `make eval` / `make bench` (Debian/Ubuntu, needs root)
 peers:
 	apt-get install -y $(PEER_PKGS)
@@ -65,6 +82,12 @@ peers:
 # benchmarks, not tests: bench/results.json + bench/results.md (BENCH_ARGS=--quick skips 4096x4096)
 bench: setup
 	$(BIN)/gcz bench --out bench $(BENCH_ARGS)
+
+# coverage-guided fuzzing of the .gcz parser and entropy decoder (atheris), 10^6 inputs by default:
+# a benchmark, not a test; results in bench/fuzz.md + bench/fuzz.json (FUZZ_ARGS=--runs N)
+fuzz: setup
+	$(BIN)/pip install -q atheris  # the [fuzz] extra
+	$(BIN)/python fuzz/run.py $(FUZZ_ARGS)
 
 # rate-quality comparison on the held-out photos; rerunning resumes
 EVAL_OUT ?= eval-out

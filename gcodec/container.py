@@ -269,8 +269,8 @@ def read(data: bytes) -> GczFile:
     missing = [SECTION_NAMES[t] for t in REQUIRED_SECTIONS if t not in by_type]
     if missing:
         raise GczFormatError(f"missing section(s): {', '.join(missing)}")
-    if [s.type for s in sections if s.type in SECTION_NAMES] != list(REQUIRED_SECTIONS):
-        raise GczFormatError("sections are out of order")
+    if [s.type for s in sections[:len(REQUIRED_SECTIONS)]] != list(REQUIRED_SECTIONS):
+        raise GczFormatError("sections are out of order (IMAGE, MODEL, LATENT, TABLES, PAYLOAD come first)")
 
     r = _Reader(by_type[SEC_IMAGE].body, "IMAGE section")
     width, height = r.uleb128(), r.uleb128()

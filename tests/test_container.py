@@ -127,6 +127,8 @@ def test_sections_must_be_in_order_and_unique():
         return refresh_crc(bytes(out))
     with pytest.raises(GczFormatError, match="order"):
         container.read(rebuild([sections[1], sections[0]] + sections[2:]))
+    with pytest.raises(GczFormatError, match="order"):  # format_spec 3: the five come before any other
+        container.read(rebuild([container.Section(0x7E, 0, b"x")] + sections))
     with pytest.raises(GczFormatError, match="duplicate"):
         container.read(rebuild(sections + [sections[0]]))
     with pytest.raises(GczFormatError, match="missing"):

@@ -1,0 +1,332 @@
+"""Coverage-guided fuzz harness (atheris / libFuzzer) for the ``.gcz`` parser and entropy decoder.
+
+Two targets:
+
+``container``
+    fuzz bytes -> :func:`gcodec.container.read`; a file that parses is written
+    back and re-read (the fields must survive), and if its latent has at most
+    :data:`MAX_CONTAINER_SYMBOLS` symbols its payload is entropy-decoded too
+    (up to :data:`MAX_REFERENCE_SYMBOLS`, header and symbols must equal those
+    of ``tests/reference_decoder.py``, the independent decoder written from
+    format_spec.md).
+    With ``--crc fix`` (the default) the harness overwrites the last 4 bytes
+    with the valid CRC32 of everything before them, so mutations reach the
+    section parser instead of dying at the CRC check; ``--crc raw`` feeds the
+    bytes untouched (envelope and CRC paths).
+
+``entropy``
+    fuzz bytes -> (channels, levels, precision, tables, shape, payload), see
+    :func:`parse_entropy_input`, -> :func:`gcodec.entropy.decode`; decoded
+    symbols must equal the reference decoder's, and re-encoded and decoded
+    again they must round-trip exactly. Valid tables and shape never make
+    decoding fail (format_spec.md 5: every byte string decodes to some symbols).
+
+A :class:`gcodec.errors.GczError` is the expected way to reject bad input;
+any other exception (or a failed invariant) propagates and libFuzzer records
+it as a crash. Hangs and memory blow-ups are caught by libFuzzer's
+``-timeout`` / ``-rss_limit_mb``.
+
+Usage::
+
+    python fuzz/fuzz_gcz.py --target container [--crc fix|raw] [libFuzzer flags] [CORPUS_DIR ...]
+    python fuzz/fuzz_gcz.py --target entropy [libFuzzer flags] [CORPUS_DIR ...]
+    python fuzz/fuzz_gcz.py --target container --replay FILE ...   # no atheris needed
+
+This module imports without atheris (``tests/test_fuzz_corpus.py`` uses
+:func:`run_one`); it never imports torch. Known, already-reported crash
+classes can be excluded with ``GCZ_FUZZ_IGNORE="ExcType:substring;..."``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import struct
+import sys
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# Heavy third-party modules are imported before instrumentation so that only gcz is instrumented.
+import numpy as np
+import PIL.Image  # noqa: F401  (imported by gcodec's package __init__)
+import range_coder  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+try:  # the independent spec decoder of the test suite: a differential oracle
+    sys.path.insert(0, str(ROOT / "tests"))
+    import reference_decoder
+except ImportError:
+    reference_decoder = None
+finally:
+    sys.path.remove(str(ROOT / "tests"))
+
+try:
+    import atheris
+except ImportError:  # the regression test replays inputs without atheris
+    atheris = None
+
+#: Instrument gcz only when this file is the running fuzzer (not on import or --replay).
+FUZZING = atheris is not None and __name__ == "__main__" and "--replay" not in sys.argv
+
+if FUZZING:
+    with atheris.instrument_imports(include=["gcodec"]):
+        from gcodec import container, entropy
+        from gcodec.errors import GczError
+else:
+    from gcodec import container, entropy
+    from gcodec.errors import GczError
+
+#: The container target entropy-decodes a parsed file only up to this many latent symbols.
+MAX_CONTAINER_SYMBOLS = 65536
+#: Results are compared with the (pure Python, slow) reference decoder up to this many symbols.
+MAX_REFERENCE_SYMBOLS = 4096
+#: Cap on C*h*w in the entropy target (one input stays at a few ms, reference decoder included).
+MAX_ENTROPY_SYMBOLS = 4096
+#: Ranges of the entropy target's header fields.
+MAX_CHANNELS = 8
+MAX_LEVELS = 9
+MAX_SIDE = 64
+#: Precision is drawn from 1..17: 2..16 are valid, 1 and 17 exercise the rejection paths.
+PRECISION_SPAN = 17
+#: Bit of the precision byte selecting "raw" tables (container-style fields) over normalised counts.
+RAW_TABLES_BIT = 0x80
+CRC_MODES = ("fix", "raw")
+
+
+# ---------------------------------------------------------------- helpers
+def fix_crc(data: bytes) -> bytes:
+    """Replace the trailing 4 bytes with the CRC32 (zlib, little endian) of everything before them."""
+    if len(data) < len(container.MAGIC) + 1 + container.CRC_SIZE:
+        return data
+    body = data[:-container.CRC_SIZE]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+class _Bytes:
+    """Cursor over fuzz bytes that reads zeros past the end, so every input is usable."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def u8(self) -> int:
+        value = self.data[self.pos] if self.pos < len(self.data) else 0
+        self.pos += 1
+        return value
+
+    def u16(self) -> int:
+        return (self.u8() << 8) | self.u8()
+
+    def rest(self) -> bytes:
+        return self.data[self.pos:]
+
+
+def coverage_hints(payload: bytes, symbols: np.ndarray) -> None:
+    """Turn payload length and symbol variety into coverage the fuzzer can see.
+
+    The range coder is C code atheris cannot instrument, so libFuzzer would
+    otherwise shrink every corpus entry to a near-empty payload. When fuzzing,
+    this function is instrumented: each loop's trip count lands in one of
+    libFuzzer's hit-count buckets (1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128+),
+    so inputs with longer payloads and more varied symbols count as new.
+    """
+    flat = symbols.reshape(-1)
+    for _ in range(min(len(payload), 255)):
+        pass
+    for _ in range(len(np.unique(flat))):
+        pass
+    for _ in range(min(int(np.count_nonzero(np.diff(flat))), 255)):
+        pass
+
+
+def _ignored(exc: BaseException) -> bool:
+    """True if ``exc`` matches an entry of ``GCZ_FUZZ_IGNORE`` (``Type:substring;...``)."""
+    spec = os.environ.get("GCZ_FUZZ_IGNORE", "")
+    for entry in filter(None, (e.strip() for e in spec.split(";"))):
+        name, _, needle = entry.partition(":")
+        if type(exc).__name__ == name and needle in str(exc):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- container target
+def _section_key(sec: container.Section) -> tuple[int, bool, bytes]:
+    """What a rewrite must preserve of an extra section (reserved flag bits are not kept)."""
+    return (sec.type, sec.critical, sec.body)
+
+
+def _file_key(gcz: container.GczFile) -> tuple:
+    return (gcz.width, gcz.height, gcz.model_name, gcz.model_hash, gcz.channels, gcz.levels,
+            gcz.downsampling, gcz.tables.precision, gcz.tables.freqs.tolist(), gcz.payload,
+            [_section_key(s) for s in gcz.extra_sections])
+
+
+def _check_reference_file(data: bytes, gcz: container.GczFile, symbols: np.ndarray) -> None:
+    """gcodec and the independent spec decoder must agree on an accepted file."""
+    header, rows = reference_decoder.decode_symbols(data)
+    ours = {"width": gcz.width, "height": gcz.height, "model": gcz.model_name, "model_hash": gcz.model_hash,
+            "channels": gcz.channels, "levels": gcz.levels, "downsampling": gcz.downsampling,
+            "latent_h": gcz.latent_shape[1], "latent_w": gcz.latent_shape[2],
+            "precision": gcz.tables.precision, "freqs": gcz.tables.freqs.tolist(), "payload": gcz.payload}
+    theirs = {key: header[key] for key in ours}
+    assert theirs == ours, f"reference decoder reads another header: {theirs} != {ours}"
+    assert rows == symbols.reshape(gcz.channels, -1).tolist(), "reference decoder decodes other symbols"
+
+
+def check_container(data: bytes) -> None:
+    """Parse ``data``; on success check write/read stability and decode small payloads."""
+    try:
+        gcz = container.read(data)
+    except GczError:
+        return
+    again = container.read(container.write(gcz))
+    assert _file_key(again) == _file_key(gcz), "write(read(x)) changed the file's fields"
+    shape = gcz.latent_shape
+    if math.prod(shape) > MAX_CONTAINER_SYMBOLS:
+        return
+    symbols = _decode_valid(gcz.payload, gcz.tables, shape)
+    coverage_hints(gcz.payload, symbols)
+    if reference_decoder is not None and math.prod(shape) <= MAX_REFERENCE_SYMBOLS:
+        _check_reference_file(data, gcz, symbols)
+
+
+def fuzz_container(data: bytes, crc: str = "fix") -> None:
+    """The container target: ``crc`` is ``"fix"`` (recompute the CRC32) or ``"raw"``."""
+    check_container(fix_crc(data) if crc == "fix" else data)
+
+
+# ---------------------------------------------------------------- entropy target
+@dataclass(frozen=True)
+class EntropyCase:
+    """One decoded entropy-target input."""
+
+    tables: entropy.FrequencyTables
+    shape: tuple[int, int, int]
+    payload: bytes
+
+
+def _raw_tables(cur: _Bytes, channels: int, levels: int, precision: int) -> entropy.FrequencyTables:
+    """Container-style tables: L-1 fields per channel (u16 masked to P bits), last = 2^P - sum."""
+    mask = (1 << precision) - 1
+    fields = np.array([[cur.u16() & mask for _ in range(levels - 1)] for _ in range(channels)],
+                      dtype=np.int64).reshape(channels, levels - 1)
+    last = 2 ** precision - fields.sum(axis=1, keepdims=True)
+    return entropy.FrequencyTables(precision, np.concatenate([fields, last], axis=1))
+
+
+def _count_tables(cur: _Bytes, channels: int, levels: int, precision: int) -> entropy.FrequencyTables:
+    """Tables from L byte-sized counts per channel through :func:`entropy.quantize_counts`."""
+    counts = np.array([[cur.u8() for _ in range(levels)] for _ in range(channels)], dtype=np.int64)
+    return entropy.FrequencyTables(precision, np.stack([entropy.quantize_counts(row, precision)
+                                                        for row in counts]))
+
+
+def parse_entropy_input(data: bytes) -> EntropyCase:
+    """Interpret fuzz bytes (missing bytes read as 0); invalid tables raise GczEntropyError.
+
+    Layout: ``channels`` (1 + b % 8), ``levels`` (2 + b % 8), precision byte (P = 1 + (b & 0x7F) % 17,
+    bit 7: raw tables), ``h`` (b % 65), ``w`` (b % 65, reduced so C*h*w <= 4096), then the
+    tables (raw: C*(L-1) big-endian u16 fields; otherwise C*L u8 counts), then the payload.
+    """
+    cur = _Bytes(data)
+    channels = 1 + cur.u8() % MAX_CHANNELS
+    levels = 2 + cur.u8() % (MAX_LEVELS - 1)
+    pbyte = cur.u8()
+    precision = 1 + (pbyte & 0x7F) % PRECISION_SPAN
+    h = cur.u8() % (MAX_SIDE + 1)
+    w = min(cur.u8() % (MAX_SIDE + 1), MAX_ENTROPY_SYMBOLS // (channels * max(h, 1)))
+    make = _raw_tables if pbyte & RAW_TABLES_BIT else _count_tables
+    tables = make(cur, channels, levels, precision)
+    return EntropyCase(tables, (channels, h, w), cur.rest())
+
+
+def build_entropy_input(tables: entropy.FrequencyTables, h: int, w: int, payload: bytes) -> bytes:
+    """Inverse of :func:`parse_entropy_input` for raw tables (used to make seeds)."""
+    c, levels, p = tables.channels, tables.levels, tables.precision
+    header = bytes([c - 1, levels - 2, RAW_TABLES_BIT | (p - 1), h, w])
+    fields = b"".join(int(f).to_bytes(2, "big") for row in tables.freqs for f in row[:-1])
+    return header + fields + payload
+
+
+def _check_symbols(symbols: np.ndarray, shape: tuple[int, ...], levels: int) -> None:
+    assert symbols.shape == tuple(shape), f"decoded shape {symbols.shape} != {shape}"
+    assert np.issubdtype(symbols.dtype, np.integer), f"decoded dtype {symbols.dtype}"
+    assert not symbols.size or (symbols.min() >= 0 and symbols.max() < levels), "symbol out of range"
+
+
+def _decode_valid(payload: bytes, tables: entropy.FrequencyTables, shape: tuple[int, ...]) -> np.ndarray:
+    """Decode with valid tables and shape: any failure, GczError included, is a bug (spec 5)."""
+    try:
+        symbols = entropy.decode(payload, tables, shape)
+    except GczError as exc:
+        raise AssertionError(f"decode failed on valid tables and shape {shape}: {exc!r}") from exc
+    _check_symbols(symbols, shape, tables.levels)
+    return symbols
+
+
+def fuzz_entropy(data: bytes) -> None:
+    """The entropy target: decode (== reference decoder), re-encode, decode: must round-trip exactly."""
+    try:
+        case = parse_entropy_input(data)
+    except GczError:
+        return
+    symbols = _decode_valid(case.payload, case.tables, case.shape)
+    coverage_hints(case.payload, symbols)
+    if reference_decoder is not None:
+        per_channel = case.shape[1] * case.shape[2]
+        rows = reference_decoder.range_decode(case.payload, case.tables.freqs.tolist(), per_channel)
+        assert rows == symbols.reshape(case.shape[0], -1).tolist(), "reference decoder decodes other symbols"
+    again = entropy.decode(entropy.encode(symbols, case.tables), case.tables, case.shape)
+    assert np.array_equal(again, symbols), "encode(decode(payload)) does not decode to the same symbols"
+
+
+if FUZZING:
+    coverage_hints = atheris.instrument_func(coverage_hints)
+
+
+# ---------------------------------------------------------------- driver
+TARGETS: dict[str, Callable[..., None]] = {"container": fuzz_container, "entropy": fuzz_entropy}
+
+
+def run_one(target: str, data: bytes, crc: str = "fix") -> None:
+    """Run one input through a target; exceptions listed in GCZ_FUZZ_IGNORE are swallowed."""
+    try:
+        if target == "container":
+            fuzz_container(data, crc)
+        else:
+            fuzz_entropy(data)
+    except Exception as exc:  # noqa: BLE001 - re-raised unless explicitly ignored
+        if not _ignored(exc):
+            raise
+
+
+def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=sorted(TARGETS), default="container")
+    parser.add_argument("--crc", choices=CRC_MODES, default="fix",
+                        help="container target: recompute the CRC32 (fix) or not (raw)")
+    parser.add_argument("--replay", nargs="+", metavar="FILE",
+                        help="run these files once each, without atheris, and exit")
+    return parser.parse_known_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: our flags first; everything else is passed to libFuzzer."""
+    argv = list(sys.argv if argv is None else argv)
+    args, rest = _parse_args(argv[1:])
+    if args.replay:
+        for name in args.replay:
+            run_one(args.target, Path(name).read_bytes(), args.crc)
+            print(f"ok {name}")
+        return
+    if not FUZZING:
+        raise SystemExit("atheris is not installed (or the module was imported); only --replay works")
+    atheris.Setup([argv[0], *rest], lambda data: run_one(args.target, data, args.crc))
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
