@@ -174,6 +174,7 @@ class LazyGroup(click.Group):
 
     #: command name -> "module:attribute", relative to the gcodec package.
     lazy_commands = {"eval": "eval.cli:eval_command", "bench": "eval.cli:bench_command",
+                     "prefs": "eval.cli:prefs_command",
                      "train": "train.cli:train_command", "publish": "train.cli:publish"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -198,3 +198,16 @@ def test_append_after_a_torn_line_starts_a_new_line(tmp_path):
     path.write_text('{"key": "a"}\n{"key": "to')
     runner._append(path, {"key": "b"})
     assert [r["key"] for r in runner.read_rows(path)] == ["a", "b"]
+
+
+def test_run_bench_end_to_end_on_tiny_models(tiny_weights, tmp_path):
+    """Every part of `gcz bench` runs (numbers are not checked: benchmarks, not tests)."""
+    from gcodec.eval import bench
+
+    cfg = bench.BenchConfig(out=tmp_path / "b", channels=4, sizes=((64, 48),), backends=("torch-cpu", "onnx-cpu"),
+                            peers=(), processes=True)
+    res = bench.run_bench(cfg)
+    assert {r["backend"] for r in res.runs} == {"torch-cpu", "onnx-cpu"}
+    assert len(res.entropy) == 3 and res.processes["rows"] and res.processes["batch"]["files"] > 1
+    text = (tmp_path / "b" / "results.md").read_text()
+    assert "Whole-process" in text and "Entropy coding" in text

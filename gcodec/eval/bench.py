@@ -325,10 +325,9 @@ def _bench_peers(cfg: BenchConfig, res: BenchResults, peer_mod: Any, w: int, h: 
 
 
 def _bench_entropy_models(cfg: BenchConfig, res: BenchResults, zoo: Any) -> None:
-    import torch
-
-    from ..codec import MIN_PADDED_SIDE, _to_tensor
-    from ..imageio import pad_image
+    from .. import backends
+    from ..codec import MIN_PADDED_SIDE
+    from ..imageio import pad_image, to_unit
 
     w, h = max(cfg.sizes, key=lambda s: s[0] * s[1]) if cfg.sizes else (768, 512)
     w, h = min(w, 2048), min(h, 2048)
@@ -336,11 +335,10 @@ def _bench_entropy_models(cfg: BenchConfig, res: BenchResults, zoo: Any) -> None
     for c in (2, 4, 8):
         try:
             entry = zoo.find_model(zoo.default_model_name(c))
-            model = zoo.load_model(entry, "cpu")
+            net = backends.load(entry)
         except GczError:
             continue
-        with torch.no_grad():
-            symbols = model.encode_symbols(_to_tensor(pixels, "cpu"))[0].numpy()
+        symbols = net.encode(to_unit(pixels))[0]
         res.entropy.append({**bench_entropy(symbols, entry.arch.levels, entry.name), "image": f"{w}x{h}"})
 
 

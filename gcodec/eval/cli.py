@@ -115,3 +115,44 @@ def bench_command(out_dir: str, channels: int, quick: bool, sizes: str | None, b
         else:
             click.echo(bench.markdown(res))
         stderr_console().print(f"wrote {cfg.out / 'results.json'} and {cfg.out / 'results.md'}", markup=False)
+
+
+@click.group("prefs")
+def prefs_command() -> None:
+    """Blind two-alternative preference tests (sheets for raters, key kept apart, scores)."""
+
+
+@prefs_command.command("sheets")
+@click.option("--original", required=True, help="Folder of originals.")
+@click.option("--a", "method_a", required=True, help="Folder of reconstructions by method A (same file names).")
+@click.option("--b", "method_b", required=True, help="Folder of reconstructions by method B.")
+@click.option("--names", default="A,B", show_default=True, help="What A and B are (written to the key only).")
+@click.option("--out", "out_dir", required=True, help="Writes OUT/sheets/ (for raters) and OUT/key.json (not).")
+@click.option("--crop", type=int, default=384, show_default=True, help="Side of the 1:1 crop.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def prefs_sheets(original: str, method_a: str, method_b: str, names: str, out_dir: str, crop: int,
+                 seed: int) -> None:
+    """Write one sheet per image: original on top, A and B below in random left/right order."""
+    from .preference import make_sheets
+
+    with user_errors():
+        pair = tuple(_csv(names))
+        if len(pair) != 2:
+            raise GczInputError("--names takes two comma-separated names")
+        key = make_sheets(Path(original), Path(method_a), Path(method_b), Path(out_dir), pair, crop, seed)
+        click.echo(f"{len(key['sheets'])} sheets in {Path(out_dir) / 'sheets'}; key in {Path(out_dir) / 'key.json'} "
+                   "(do not show it to raters)")
+
+
+@prefs_command.command("score")
+@click.argument("key")
+@click.argument("answers", nargs=-1, required=True)
+def prefs_score(key: str, answers: tuple[str, ...]) -> None:
+    """Score answer files (lines '<sheet> left|right') against the key: preference rate, 95 % interval."""
+    import json
+
+    from .preference import score_files
+
+    with user_errors():
+        for row in score_files(Path(key), [Path(a) for a in answers]):
+            click.echo(json.dumps(row))
