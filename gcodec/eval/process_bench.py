@@ -9,6 +9,7 @@ and ``gcz decompress`` of many files in one process gives the batch throughput.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -31,19 +32,33 @@ def gcz_command() -> list[str]:
     return [sys.executable, "-m", "gcodec.cli"]
 
 
+#: Runs one command and prints its wall time and peak RSS. It is a separate, small process because a
+#: child's ``ru_maxrss`` starts at its parent's resident size at spawn time (Linux keeps the
+#: high-water mark across ``exec``): spawned straight from a benchmark driver of 600 MiB, even
+#: ``heif-convert`` would report 600 MiB.
+_SPAWNER = """
+import json, os, subprocess, sys, time
+cmd = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = proc.stderr.read()
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - t0
+print(json.dumps({"wall": wall, "maxrss_kb": usage.ru_maxrss, "rc": os.waitstatus_to_exitcode(status),
+                  "err": err.decode(errors="replace")[-500:]}))
+"""
+
+
 def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run ``cmd`` to completion; (wall seconds, peak RSS MiB of that process). Raises on failure."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed: {err.strip().splitlines()[-1:] or proc.returncode}")
-    return wall, usage.ru_maxrss / 1024
+    out = subprocess.run([sys.executable, "-S", "-c", _SPAWNER, json.dumps(cmd)], capture_output=True, env=env,
+                         check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"spawner failed: {out.stderr.decode(errors='replace')[-300:]}")
+    result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    if result["rc"] != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed: {result['err'].strip().splitlines()[-1:] or result['rc']}")
+    return result["wall"], result["maxrss_kb"] / 1024
 
 
 def _median_run(cmd: list[str], repeats: int, env: dict[str, str] | None = None) -> dict[str, float]:
