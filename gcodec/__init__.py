@@ -10,8 +10,8 @@ Library API::
 from __future__ import annotations
 
 from .codec import compress, decompress, read_header
-from .errors import GczEntropyError, GczError, GczFormatError, GczInputError, GczModelError
+from .errors import GczEntropyError, GczError, GczFormatError, GczInputError, GczLimitError, GczModelError
 
 __version__ = "0.1.0"
 __all__ = ["compress", "decompress", "read_header", "GczError", "GczFormatError", "GczModelError",
-           "GczInputError", "GczEntropyError", "__version__"]
+           "GczInputError", "GczLimitError", "GczEntropyError", "__version__"]
