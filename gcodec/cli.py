@@ -200,11 +200,14 @@ def main() -> None:
 
 def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--backend``, ``--device`` and ``--max-pixels``, shared by compress and decompress."""
+    from .backends import BACKENDS, DEVICES
+    from .limits import DEFAULT_MAX_PIXELS, ENV_VAR
+
     command = click.option("--max-pixels", type=click.IntRange(min=1), default=None,
-                           help="Refuse images of more pixels [default: $GCZ_MAX_PIXELS or 134217728].")(command)
-    command = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                           help=f"Refuse images of more pixels [default: ${ENV_VAR} or {DEFAULT_MAX_PIXELS}].")(command)
+    command = click.option("--device", type=click.Choice(DEVICES), default="auto",
                            show_default=True, help="cuda runs PyTorch on the GPU.")(command)
-    return click.option("--backend", type=click.Choice(["auto", "onnxruntime", "torch"]), default="auto",
+    return click.option("--backend", type=click.Choice(BACKENDS), default="auto",
                         show_default=True, help="auto: ONNX Runtime when installed (fast start), else PyTorch.")(command)
 
 

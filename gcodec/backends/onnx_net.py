@@ -150,14 +150,9 @@ class OnnxNetwork:
                 return _loaded[entry.sha256]
             read_verified(entry)  # the weights are checked on every load, cached graphs or not (~6 ms)
             folder = graph_dir(entry)
-            net = None
-            if _valid(entry, folder):
-                try:  # sizes match; a graph ONNX Runtime cannot load is noticed at its first use
-                    net = cls(entry, folder)
-                except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
-                    net = None
-            if net is None:
-                net = cls._build(entry, folder)
+            # sessions are created lazily: a graph that passes the size check but that ONNX Runtime
+            # cannot load is noticed, and rebuilt, at its first use (_run)
+            net = cls(entry, folder) if _valid(entry, folder) else cls._build(entry, folder)
             _loaded[entry.sha256] = net
             return net
 
