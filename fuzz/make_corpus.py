@@ -73,7 +73,7 @@ def make_gcz(rng: np.random.Generator, width: int, height: int, channels: int, l
     symbols = random_symbols(rng, shape, levels)
     tables = make_tables(symbols, levels, precision)
     gcz = container.GczFile(width, height, f"gcz-c{channels}", MODEL_HASH, channels, levels,
-                            downsampling, tables, entropy.encode(symbols, tables), extra or [])
+                            downsampling, tables, entropy.encode(symbols, tables), extra_sections=extra or [])
     return container.write(gcz)
 
 

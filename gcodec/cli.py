@@ -175,7 +175,11 @@ class LazyGroup(click.Group):
     #: command name -> "module:attribute", relative to the gcodec package.
     lazy_commands = {"eval": "eval.cli:eval_command", "bench": "eval.cli:bench_command",
                      "prefs": "eval.cli:prefs_command",
-                     "train": "train.cli:train_command", "publish": "train.cli:publish"}
+                     "train": "train.cli:train_command", "publish": "train.cli:publish",
+                     "train-realism": "train.cli:train_realism_command",
+                     "train-sampler": "train.cli:train_sampler_command",
+                     "publish-head": "train.cli:publish_head_command",
+                     "sweep": "eval.cli:sweep_command"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
@@ -216,13 +220,17 @@ def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("-o", "--output", help="Output file, directory, or - for stdout.")
 @click.option("-c", "--channels", type=int, default=None, help="Latent channels: 2, 4 (default) or 8.")
 @click.option("-m", "--model", help="Model name (see 'gcz models'); overrides --channels' default.")
+@click.option("--realism", type=float, default=None,
+              help="Default realism to store in the file, 0 (low distortion) .. 1 (full GAN); decoders may override.")
 @runtime_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, model: str | None,
-             backend: str, device: str, max_pixels: int | None, force: bool, as_json: bool) -> None:
+             realism: float | None, backend: str, device: str, max_pixels: int | None, force: bool,
+             as_json: bool) -> None:
     """Compress images to .gcz files."""
     from . import backends
+    from . import realism as realism_mod
     from .codec import compress_loaded, resolve_model
     from .imageio import load_image
 
@@ -230,6 +238,8 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
         if as_json and output == STDIO:
             raise GczInputError("--json cannot be combined with -o - (stdout carries the file)")
         entry = resolve_model(channels, model)
+        if realism is not None:
+            realism_mod.to_steps(entry, realism)  # refuse a bad value before any input is read
         backend, device = backends.choose(entry, backend, device)
         jobs = plan_jobs(inputs, output, ".gcz", force)
 
@@ -239,7 +249,7 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
         for note in image.notes:
             sys.stderr.write(f"gcz: warning: {job.source}: {note}\n")
         t0 = time.perf_counter()
-        data = compress_loaded(image, entry, device, backend)
+        data = compress_loaded(image, entry, device, backend, realism)
         seconds = time.perf_counter() - t0
         write_output(job.target, data)
         return {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
@@ -254,17 +264,26 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file, directory, or - for stdout.")
 @click.option("--format", "fmt", default=None, help="Image format: png (default), jpg, webp, bmp, tiff, ppm.")
-@click.option("--seed", type=int, default=None, help="Noise seed for models with a noise input.")
+@click.option("--seed", type=int, default=None,
+              help="Stochastic models: noise seed (default 0); each seed is another plausible image.")
+@click.option("--realism", type=float, default=None,
+              help="0 (low distortion) .. 1 (full GAN) [default: the file's, else 1]; needs a realism head.")
 @runtime_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, seed: int | None,
-               backend: str, device: str, max_pixels: int | None, force: bool, as_json: bool) -> None:
+               realism: float | None, backend: str, device: str, max_pixels: int | None, force: bool,
+               as_json: bool) -> None:
     """Decompress .gcz files to images."""
+    from . import noise
+    from . import realism as realism_mod
     from .codec import decompress as decode
     from .imageio import SAVE_FORMATS, encode_image
 
     with user_errors():
+        if realism is not None:
+            realism_mod.check_alpha(realism)
+        noise.check_seed(seed)
         if as_json and output == STDIO:
             raise GczInputError("--json cannot be combined with -o - (stdout carries the image)")
         if fmt is None:
@@ -276,8 +295,10 @@ def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, see
 
     def work(job: Job) -> dict[str, Any]:
         data = read_input(job.source)
+        if seed is not None and not _is_stochastic(data):
+            sys.stderr.write(f"gcz: warning: {job.source}: its model has no noise input; --seed changes nothing\n")
         t0 = time.perf_counter()
-        image = decode(data, device=device, seed=seed, backend=backend, max_pixels=max_pixels)
+        image = decode(data, device=device, seed=seed, backend=backend, max_pixels=max_pixels, realism=realism)
         seconds = time.perf_counter() - t0
         write_output(job.target, encode_image(image, fmt))
         return {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
@@ -285,6 +306,57 @@ def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, see
 
     with user_errors():
         run_jobs(jobs, work, as_json, "decompress")
+
+
+def _is_stochastic(data: bytes) -> bool:
+    """Whether a ``.gcz`` file's model has a noise input (False when the file or model is unusable:
+    decoding then reports why)."""
+    from . import container, zoo
+
+    try:
+        gcz = container.read(data)
+        return zoo.find_model(gcz.model_name, gcz.model_hash).stochastic
+    except GczError:
+        return False
+
+
+@main.command()
+@click.option("-n", "count", type=int, default=8, show_default=True, help="Number of images.")
+@click.option("-o", "--output", "out_dir", required=True, help="Folder for sample-NNNN.png (created if missing).")
+@click.option("-c", "--channels", type=int, default=None, help="Latent channels: 2, 4 (default) or 8.")
+@click.option("-m", "--model", help="Model name; overrides --channels' default.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Image i uses seed S + i.")
+@click.option("--size", default="512x384", show_default=True, help="WIDTHxHEIGHT of each image.")
+@click.option("--uniform", is_flag=True, help="Uniformly random codes (the baseline) instead of the trained sampler.")
+@click.option("--realism", type=float, default=None, help="0 .. 1 for models with a realism head [default: 1].")
+@runtime_options
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing samples.")
+def sample(count: int, out_dir: str, channels: int | None, model: str | None, seed: int, size: str,
+           uniform: bool, realism: float | None, backend: str, device: str, max_pixels: int | None,
+           force: bool) -> None:
+    """Generate images from sampled codes (a trained latent sampler, or --uniform codes)."""
+    from . import sampling
+    from .codec import resolve_model
+    from .imageio import encode_image, to_pil
+
+    with user_errors():
+        entry = resolve_model(channels, model)
+        width, height = sampling.parse_size(size)
+        folder = Path(out_dir)
+        if folder.exists() and not folder.is_dir():
+            raise GczInputError(f"{out_dir} is not a directory")
+        targets = [str(folder / f"sample-{i:04d}.png") for i in range(max(count, 0))]
+        if folder.is_dir():
+            for target in targets:
+                check_writable(target, force)
+        images = sampling.sample_images(entry, count, width, height, seed, "uniform" if uniform else "sampler",
+                                        realism, backend, device, max_pixels)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _progress("sample", count) as advance:
+            for target, pixels in zip(targets, images):
+                write_output(target, encode_image(to_pil(pixels), "png"))
+                advance()
+        stderr_console().print(f"{count} images in {out_dir}", markup=False)
 
 
 @main.command()
@@ -311,6 +383,7 @@ def info(file: str, as_json: bool) -> None:
             "channels": gcz.channels, "levels": gcz.levels, "downsampling": gcz.downsampling,
             "latent_shape": list(gcz.latent_shape), "table_precision": gcz.tables.precision,
             "payload_bytes": len(gcz.payload), "within_pixel_limit": pixels <= limits.max_pixels(),
+            "realism": None if gcz.realism is None else gcz.realism / container.REALISM_STEPS,
             "sections": [{"type": s.type, "name": s.name, "critical": s.critical, "bytes": len(s.body)}
                          for s in sections],
         }
@@ -344,7 +417,8 @@ def models(as_json: bool) -> None:
             rows.append({"name": e.name, "id": f"{e.name}@{e.hash_prefix.hex()}", "channels": e.arch.latent_channels,
                          "bpp_bound": round(e.bpp_bound, 4), "size_bytes": size,
                          "iterations": e.info.get("training", {}).get("iterations"),
-                         "measured_bpp": e.info.get("metrics", {}).get("bpp"), "path": str(e.path)})
+                         "measured_bpp": e.info.get("metrics", {}).get("bpp"), "path": str(e.path),
+                         "realism": e.supports_realism, "stochastic": e.stochastic, "sampler": e.has_sampler})
         if as_json:
             click.echo(json.dumps(rows))
             return
@@ -352,13 +426,14 @@ def models(as_json: bool) -> None:
         from rich.table import Table
 
         table = Table(title="gcz models")
-        for col in ("id", "channels", "bpp bound", "measured bpp", "size", "iterations"):
+        for col in ("id", "channels", "bpp bound", "measured bpp", "size", "iterations", "decoding"):
             table.add_column(col)
         for r in rows:
             size = f"{r['size_bytes'] / 2**20:.1f} MiB" if r["size_bytes"] else "missing"
+            extras = [name for name in ("realism", "stochastic", "sampler") if r[name]]
             table.add_row(r["id"], str(r["channels"]), f"{r['bpp_bound']:.4f}",
                           "-" if r["measured_bpp"] is None else f"{r['measured_bpp']:.4f}", size,
-                          str(r["iterations"] or "-"))
+                          str(r["iterations"] or "-"), ", ".join(extras) or "-")
         Console().print(table)
 
 

@@ -11,7 +11,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from . import container, entropy, limits, zoo
+from . import container, entropy, limits, noise, zoo
+from . import realism as realism_mod
 from .errors import GczInputError
 from .imageio import ImageLike, LoadedImage, load_image, pad_image, to_pil
 
@@ -34,13 +35,15 @@ def resolve_model(channels: int | None, model: str | None) -> zoo.ModelEntry:
 
 
 def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "auto",
-                    backend: str = "auto") -> bytes:
+                    backend: str = "auto", realism: float | None = None) -> bytes:
     """Compress an already loaded RGB image with the given model entry.
 
-    ``backend`` / ``device`` choose where the encoder runs (:func:`gcodec.backends.choose`).
+    ``backend`` / ``device`` choose where the encoder runs (:func:`gcodec.backends.choose`);
+    ``realism`` is stored as the file's default (:mod:`gcodec.realism`), None stores nothing.
     """
     from . import backends, tiling
 
+    stored = None if realism is None else realism_mod.to_steps(entry, realism)
     net = backends.load(entry, backend, device)
     padded = pad_image(image.pixels, tiling.SCALE, MIN_PADDED_SIDE)
     symbols = tiling.encode(net.encode, padded, None if net.tileable else math.inf)
@@ -48,12 +51,12 @@ def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "au
     gcz = container.GczFile(
         width=image.width, height=image.height, model_name=entry.name, model_hash=entry.hash_prefix,
         channels=entry.arch.latent_channels, levels=entry.arch.levels, downsampling=tiling.SCALE,
-        tables=tables, payload=entropy.encode(symbols, tables))
+        tables=tables, payload=entropy.encode(symbols, tables), realism=stored)
     return container.write(gcz)
 
 
 def compress(image: ImageLike, channels: int | None = 4, model: str | None = None, device: str = "auto",
-             backend: str = "auto", max_pixels: int | None = None) -> bytes:
+             backend: str = "auto", max_pixels: int | None = None, realism: float | None = None) -> bytes:
     """Compress an image (path, bytes, PIL image or uint8 array) to ``.gcz`` bytes.
 
     Args:
@@ -63,9 +66,10 @@ def compress(image: ImageLike, channels: int | None = 4, model: str | None = Non
         device: ``auto``, ``cpu`` or ``cuda``.
         backend: ``auto`` (ONNX Runtime when installed), ``onnxruntime`` or ``torch``.
         max_pixels: refuse larger images (default: :mod:`gcodec.limits`).
+        realism: default realism in [0, 1] to store in the file (models with a realism head only).
     """
     entry = resolve_model(channels if model is None else None, model)
-    return compress_loaded(load_image(image, max_pixels), entry, device, backend)
+    return compress_loaded(load_image(image, max_pixels), entry, device, backend, realism)
 
 
 def read_header(data: bytes) -> container.GczFile:
@@ -79,7 +83,7 @@ def decode_symbols(gcz: container.GczFile) -> np.ndarray:
 
 
 def decompress(data: bytes, device: str = "auto", seed: int | None = None, backend: str = "auto",
-               max_pixels: int | None = None) -> Image.Image:
+               max_pixels: int | None = None, realism: float | None = None) -> Image.Image:
     """Decode ``.gcz`` bytes to a PIL RGB image of the original size.
 
     The declared image size is checked against the pixel limit before anything
@@ -88,9 +92,11 @@ def decompress(data: bytes, device: str = "auto", seed: int | None = None, backe
     Args:
         data: the file's bytes.
         device: ``auto``, ``cpu`` or ``cuda``.
-        seed: seed of the generator's noise input (only for models with noise channels).
+        seed: seed of the generator's noise input (stochastic models; default 0, format_spec.md 8).
         backend: ``auto`` (ONNX Runtime when installed), ``onnxruntime`` or ``torch``.
         max_pixels: refuse files declaring more pixels (default: :mod:`gcodec.limits`).
+        realism: alpha in [0, 1] overriding the file's default (:mod:`gcodec.realism`; without
+            either, 1: the model's GAN output).
     """
     from . import backends, tiling
 
@@ -101,7 +107,9 @@ def decompress(data: bytes, device: str = "auto", seed: int | None = None, backe
         raise GczInputError(f"model {entry.name} does not match the file's latent description")
     if gcz.downsampling != tiling.SCALE:
         raise GczInputError(f"file has downsampling {gcz.downsampling}; model {entry.name} needs {tiling.SCALE}")
+    alpha = realism_mod.resolve(entry, gcz.realism, realism)
+    seed = noise.check_seed(seed) if entry.stochastic else None
     net = backends.load(entry, backend, device)
     latent = net.generator_input(decode_symbols(gcz), seed)
-    pixels = tiling.synthesize(net.generate, latent, None if net.tileable else math.inf)
+    pixels = tiling.synthesize(realism_mod.generate_at(net, alpha), latent, None if net.tileable else math.inf)
     return to_pil(pixels[:gcz.height, :gcz.width])

@@ -28,9 +28,10 @@ SEC_MODEL = 0x02
 SEC_LATENT = 0x03
 SEC_TABLES = 0x04
 SEC_PAYLOAD = 0x05
+SEC_REALISM = 0x06   # optional: the encoder's default realism (format_spec.md 3.6)
 #: Names of the section types this version knows, for ``gcz info``.
 SECTION_NAMES = {SEC_IMAGE: "IMAGE", SEC_MODEL: "MODEL", SEC_LATENT: "LATENT",
-                 SEC_TABLES: "TABLES", SEC_PAYLOAD: "PAYLOAD"}
+                 SEC_TABLES: "TABLES", SEC_PAYLOAD: "PAYLOAD", SEC_REALISM: "REALISM"}
 REQUIRED_SECTIONS = (SEC_IMAGE, SEC_MODEL, SEC_LATENT, SEC_TABLES, SEC_PAYLOAD)
 
 FLAG_CRITICAL = 0x01
@@ -38,6 +39,8 @@ MAX_DIMENSION = 65535
 MIN_LATENT_SIDE = 2
 MODEL_HASH_SIZE = 4
 MAX_MODEL_NAME = 64
+#: REALISM stores alpha in steps of 1/REALISM_STEPS (one byte, 0..REALISM_STEPS).
+REALISM_STEPS = 100
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ class GczFile:
         downsampling: encoder downsampling factor (16 for GC).
         tables: per-channel frequency tables.
         payload: range-coded symbols.
-        extra_sections: sections beyond the five required ones, kept verbatim.
+        realism: the encoder's default realism in 1/100 steps (0..100), or None (decode at 1).
+        extra_sections: unknown optional sections, kept verbatim.
     """
 
     width: int
@@ -84,6 +88,7 @@ class GczFile:
     downsampling: int
     tables: FrequencyTables
     payload: bytes
+    realism: int | None = None
     extra_sections: list[Section] = field(default_factory=list)
 
     @property
@@ -212,6 +217,10 @@ def write(gcz: GczFile) -> bytes:
     out += _section(SEC_LATENT, bytes([gcz.channels, gcz.levels, gcz.downsampling]))
     out += _section(SEC_TABLES, pack_tables(gcz.tables))
     out += _section(SEC_PAYLOAD, gcz.payload)
+    if gcz.realism is not None:
+        if not 0 <= gcz.realism <= REALISM_STEPS:
+            raise GczFormatError(f"realism {gcz.realism} outside 0..{REALISM_STEPS}")
+        out += _section(SEC_REALISM, bytes([gcz.realism]), critical=False)
     for sec in gcz.extra_sections:
         out += _section(sec.type, sec.body, sec.critical)
     out += struct.pack("<I", zlib.crc32(out))
@@ -299,5 +308,12 @@ def read(data: bytes) -> GczFile:
         raise GczFormatError("invalid latent description")
 
     tables = unpack_tables(by_type[SEC_TABLES].body, channels, levels)
+    realism = None
+    if SEC_REALISM in by_type:
+        r = _Reader(by_type[SEC_REALISM].body, "REALISM section")
+        realism = r.u8()
+        r.done()
+        if realism > REALISM_STEPS:
+            raise GczFormatError(f"REALISM value {realism} outside 0..{REALISM_STEPS}")
     return GczFile(width, height, model_name, model_hash, channels, levels, downsampling,
-                   tables, by_type[SEC_PAYLOAD].body, extra)
+                   tables, by_type[SEC_PAYLOAD].body, realism, extra)

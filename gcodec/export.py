@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import zoo
+from .backends.onnx_net import generator_input_name, graph_names
 from .errors import GczInputError
 from .models.layers import Affine
 
@@ -36,16 +37,26 @@ class _EncoderToSymbols(nn.Module):
         return torch.clamp(torch.round(w - self.low), 0, self.levels - 1).to(torch.int64)
 
 
-class _SymbolsToImage(nn.Module):
-    """Dequantize symbols and run G (models without a noise input)."""
+class _GeneratorGraph(nn.Module):
+    """What ``generator.onnx`` / ``generator_realism.onnx`` compute.
 
-    def __init__(self, generator: nn.Module, centers: torch.Tensor) -> None:
+    Input: int64 symbols, dequantized inside the graph, or for models with a
+    noise input the float latent with its noise channels (the caller draws the
+    noise from a seed, :mod:`gcodec.noise`).  With an ORP ``head`` a second
+    input ``alpha`` (float32[1]) sets the realism (:mod:`gcodec.models.orp`).
+    """
+
+    def __init__(self, generator: nn.Module, centers: torch.Tensor | None, head: nn.Module | None = None) -> None:
         super().__init__()
-        self.generator = generator
-        self.register_buffer("centers", centers.clone())
+        from .models.orp import RealismGenerator
 
-    def forward(self, symbols: torch.Tensor) -> torch.Tensor:
-        return self.generator(self.centers[symbols])
+        self.generator = generator if head is None else RealismGenerator(generator, head)
+        self.dequantize = centers is not None
+        self.register_buffer("centers", centers.clone() if centers is not None else torch.zeros(0))
+
+    def forward(self, x: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.centers[x] if self.dequantize else x
+        return self.generator(z) if alpha is None else self.generator(z, alpha)
 
 
 def _fold_affine(conv: nn.Module, affine: Affine) -> None:
@@ -74,26 +85,35 @@ def inference_generator(generator: nn.Module) -> nn.Module:
 
 def export_onnx(entry: zoo.ModelEntry, out_dir: Path, force: bool = False, opset: int = 17) -> list[Path]:
     """Write ``encoder.onnx`` (image in [-1,1], N x 3 x H x W -> int64 symbols) and
-    ``generator.onnx`` (int64 symbols -> image in [-1,1]) with dynamic sizes."""
-    if entry.arch.noise_channels:
-        raise GczInputError("ONNX export of models with a noise input is not supported")
+    ``generator.onnx`` (int64 ``symbols`` -> image in [-1,1]; for models with a noise input the
+    float ``latent``, noise channels included) with dynamic sizes, and for models with a
+    realism head ``generator_realism.onnx`` (the same input and ``alpha`` float32[1] -> image)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    enc_path, gen_path = out_dir / "encoder.onnx", out_dir / "generator.onnx"
-    for p in (enc_path, gen_path):
+    paths = [out_dir / name for name in graph_names(entry)]
+    enc_path, gen_path = paths[:2]
+    for p in paths:
         if p.exists() and not force:
             raise GczInputError(f"{p} exists (use --force to overwrite)")
     model = zoo.load_model(entry, "cpu")
     image = torch.zeros(1, 3, 64, 64)
-    symbols = torch.zeros(1, entry.arch.latent_channels, 4, 4, dtype=torch.int64)
+    noisy = entry.arch.noise_channels > 0
+    name = generator_input_name(entry)
+    sample = (torch.zeros(1, entry.arch.latent_channels + entry.arch.noise_channels, 4, 4) if noisy
+              else torch.zeros(1, entry.arch.latent_channels, 4, 4, dtype=torch.int64))
+    centers = None if noisy else model.quantizer.centers
+    axes = {name: {0: "n", 2: "h16", 3: "w16"}, "image": {0: "n", 2: "h", 3: "w"}}
     kwargs = dict(opset_version=opset, dynamo=False)
-    generator = _SymbolsToImage(inference_generator(model.generator), model.quantizer.centers).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated but handles dynamic sizes
         torch.onnx.export(_EncoderToSymbols(model).eval(), (image,), str(enc_path), input_names=["image"],
                           output_names=["symbols"], dynamic_axes={"image": {0: "n", 2: "h", 3: "w"},
                                                                   "symbols": {0: "n", 2: "h16", 3: "w16"}},
                           **kwargs)
-        torch.onnx.export(generator, (symbols,), str(gen_path), input_names=["symbols"],
-                          output_names=["image"], dynamic_axes={"symbols": {0: "n", 2: "h16", 3: "w16"},
-                                                                "image": {0: "n", 2: "h", 3: "w"}}, **kwargs)
-    return [enc_path, gen_path]
+        torch.onnx.export(_GeneratorGraph(inference_generator(model.generator), centers).eval(), (sample,),
+                          str(gen_path), input_names=[name], output_names=["image"], dynamic_axes=axes, **kwargs)
+        if entry.supports_realism:
+            realism = _GeneratorGraph(inference_generator(model.generator), centers,
+                                      zoo.load_head(entry, "realism")).eval()
+            torch.onnx.export(realism, (sample, torch.ones(1)), str(paths[2]), input_names=[name, "alpha"],
+                              output_names=["image"], dynamic_axes=axes, **kwargs)
+    return paths

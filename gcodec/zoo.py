@@ -27,6 +27,29 @@ MANIFEST_VERSION = 1
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
+#: Kinds of add-on networks a model may carry in its manifest entry's ``heads``.
+HEAD_KINDS = ("realism", "sampler")
+
+
+@dataclass(frozen=True)
+class HeadEntry:
+    """An add-on network of a model: an ORP realism head or a latent sampler.
+
+    Attributes:
+        kind: ``realism`` (:mod:`gcodec.models.orp`) or ``sampler`` (:mod:`gcodec.models.sampler`).
+        path: its weight file (fp16 state dict), beside the manifest.
+        sha256: hex digest the file must have.
+        config: the network's shape (``HeadConfig`` / ``SamplerConfig`` as a dict).
+        info: the rest of the entry (training, metrics).
+    """
+
+    kind: str
+    path: Path
+    sha256: str
+    config: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One model of a manifest.
@@ -38,6 +61,7 @@ class ModelEntry:
         arch: architecture that built the weights.
         fixed_norm: run G's normalisation with fixed (running) statistics.
         info: the rest of the manifest entry (training data, iterations, metrics).
+        heads: add-on networks by kind (:data:`HEAD_KINDS`).
     """
 
     name: str
@@ -46,6 +70,22 @@ class ModelEntry:
     arch: ArchConfig
     fixed_norm: bool = False
     info: dict[str, Any] = field(default_factory=dict, compare=False)
+    heads: dict[str, HeadEntry] = field(default_factory=dict, compare=False)
+
+    @property
+    def supports_realism(self) -> bool:
+        """Whether decoding takes a realism value below 1 (the model has an ORP head)."""
+        return "realism" in self.heads
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the generator has a noise input, so ``--seed`` changes the output."""
+        return self.arch.noise_channels > 0
+
+    @property
+    def has_sampler(self) -> bool:
+        """Whether a trained latent sampler ships with the model (``gcz sample``)."""
+        return "sampler" in self.heads
 
     @property
     def hash_prefix(self) -> bytes:
@@ -79,12 +119,22 @@ def read_manifest(directory: Path) -> list[ModelEntry]:
             entries.append(ModelEntry(
                 name=name, path=directory / _plain_file_name(item["file"], path), sha256=item["sha256"].lower(),
                 arch=ArchConfig.from_dict(item["arch"]), fixed_norm=bool(item.get("fixed_norm", False)),
-                info={k: v for k, v in item.items() if k not in ("file", "sha256", "arch", "fixed_norm")}))
+                info={k: v for k, v in item.items() if k not in ("file", "sha256", "arch", "fixed_norm", "heads")},
+                heads={kind: _head_entry(kind, head, directory, path)
+                       for kind, head in item.get("heads", {}).items()}))
         return entries
     except GczModelError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise GczModelError(f"{path}: malformed manifest ({exc})") from None
+
+
+def _head_entry(kind: str, item: dict[str, Any], directory: Path, manifest: Path) -> HeadEntry:
+    if kind not in HEAD_KINDS:
+        raise GczModelError(f"{manifest}: unknown head kind {kind!r} (known: {', '.join(HEAD_KINDS)})")
+    return HeadEntry(kind=kind, path=directory / _plain_file_name(item["file"], manifest),
+                     sha256=item["sha256"].lower(), config=dict(item["config"]),
+                     info={k: v for k, v in item.items() if k not in ("file", "sha256", "config")})
 
 
 def _plain_file_name(name: Any, manifest: Path) -> str:
@@ -151,15 +201,60 @@ _cache: dict[tuple[str, str, str], Any] = {}
 _cache_lock = threading.Lock()
 
 
-def read_verified(entry: ModelEntry) -> bytes:
-    """The bytes of ``entry``'s weight file, after checking them against the manifest's sha256."""
+def read_verified(entry: ModelEntry | HeadEntry, what: str | None = None) -> bytes:
+    """The bytes of a weight file, after checking them against the manifest's sha256."""
+    what = what or f"weights of {entry.name}"
     try:
         blob = entry.path.read_bytes()
     except OSError as exc:
-        raise GczModelError(f"weights of {entry.name} unreadable: {exc.strerror or exc}") from None
+        raise GczModelError(f"{what} unreadable: {exc.strerror or exc}") from None
     if hashlib.sha256(blob).hexdigest() != entry.sha256:
-        raise GczModelError(f"weights of {entry.name} ({entry.path.name}) fail their sha256 checksum")
+        raise GczModelError(f"{what} ({entry.path.name}) fail their sha256 checksum")
     return blob
+
+
+def head_entry(entry: ModelEntry, kind: str) -> HeadEntry:
+    """``entry``'s head of ``kind``; a GczModelError naming what the model lacks otherwise."""
+    if kind not in entry.heads:
+        lacks = {"realism": "no realism head (ORP), so it decodes at realism 1 only",
+                 "sampler": "no trained latent sampler (use --uniform codes)"}.get(kind, f"no {kind} head")
+        raise GczModelError(f"model {entry.name} has {lacks}")
+    return entry.heads[kind]
+
+
+def build_head(kind: str, config: dict[str, Any]) -> Any:
+    """An untrained network of a head kind and shape (torch module)."""
+    if kind == "realism":
+        from .models.orp import HeadConfig, ResidualHead
+        return ResidualHead(HeadConfig.from_dict(config))
+    if kind == "sampler":
+        from .models.sampler import CodeGenerator, SamplerConfig
+        return CodeGenerator(SamplerConfig.from_dict(config))
+    raise GczModelError(f"unknown head kind {kind!r}")
+
+
+def load_head(entry: ModelEntry, kind: str, device: str = "cpu") -> Any:
+    """Verify and load ``entry``'s head of ``kind`` (float32, eval); cached like :func:`load_model`."""
+    head = head_entry(entry, kind)
+    key = (f"{entry.name}/{kind}", head.sha256, device)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    import torch
+
+    blob = read_verified(head, f"{kind} head of {entry.name}")
+    try:
+        module = build_head(kind, head.config)
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        module.load_state_dict({k: v.float() for k, v in state.items()})
+    except GczModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any load failure is a model error for the user
+        raise GczModelError(f"{kind} head of {entry.name} does not fit its configuration: {exc}") from None
+    module = module.eval().to(device)
+    with _cache_lock:
+        _cache[key] = module
+    return module
 
 
 def load_model(entry: ModelEntry, device: str = "cpu") -> Any:
@@ -245,6 +340,34 @@ def save_weights(model: Any, path: Path) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
+def save_head(module: Any, path: Path) -> str:
+    """Write a head's weights in fp16 (they are small); return the sha256."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in module.state_dict().items()}, buf)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def register_head(directory: Path, model: str, kind: str, weight_file: str, sha256: str,
+                  config: dict[str, Any], info: dict[str, Any] | None = None) -> None:
+    """Add or replace the ``kind`` head of ``model`` in ``directory/manifest.json`` (atomic write)."""
+    if kind not in HEAD_KINDS:
+        raise GczModelError(f"unknown head kind {kind!r}")
+    path = directory / MANIFEST_NAME
+    doc = json.loads(path.read_text()) if path.is_file() else {}
+    if model not in doc.get("models", {}):
+        raise GczModelError(f"{path} has no model {model!r} to add a {kind} head to")
+    doc["models"][model].setdefault("heads", {})[kind] = {"file": weight_file, "sha256": sha256,
+                                                          "config": config, **(info or {})}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
 def register_model(directory: Path, name: str, weight_file: str, sha256: str, arch: ArchConfig,
                    fixed_norm: bool = False, info: dict[str, Any] | None = None,
                    default: bool = False) -> None:
@@ -256,8 +379,11 @@ def register_model(directory: Path, name: str, weight_file: str, sha256: str, ar
     doc = json.loads(path.read_text()) if path.is_file() else {"manifest_version": MANIFEST_VERSION, "models": {}}
     if default:
         doc.setdefault("defaults", {})[str(arch.latent_channels)] = name
+    previous = doc["models"].get(name, {})
     doc["models"][name] = {"file": weight_file, "sha256": sha256, "arch": arch.to_dict(),
                            "fixed_norm": fixed_norm, **(info or {})}
+    if previous.get("heads") and previous.get("sha256") == sha256:  # heads fit only the weights they learned
+        doc["models"][name]["heads"] = previous["heads"]
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny randomly initialised models registered in a temporary weights folder."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -13,21 +14,51 @@ from gcodec import zoo
 from gcodec.models import GCModel, named_config
 
 TINY_CHANNELS = (2, 4, 8)
+#: The tiny model that carries a realism head and a latent sampler, and the tiny stochastic model.
+HEADED_MODEL = "gcz-c4"
+STOCHASTIC_MODEL = "gcz-c2s"
 
 
-def make_tiny_weights(directory: Path, channels=TINY_CHANNELS, seed: int = 0) -> None:
-    """Register tiny models ``gcz-c{C}`` (random weights, fixed seed) in ``directory``."""
+def _register_tiny(directory: Path, name: str, config, seed: int) -> GCModel:
+    torch.manual_seed(seed)
+    model = GCModel(config)
+    # spread encoder outputs so that all quantizer levels occur
+    with torch.no_grad():
+        model.encoder.net[-1][-1].weight.mul_(20.0)
+    path = directory / f"{name}.pt"
+    sha = zoo.save_weights(model, path)
+    zoo.register_model(directory, name, path.name, sha, model.config,
+                       info={"training": {"iterations": 0, "data": "none (test model)"}})
+    return model
+
+
+def add_tiny_heads(directory: Path, model: GCModel, name: str = HEADED_MODEL, seed: int = 0) -> None:
+    """Give ``name`` a random (non-zero) realism head and a random latent sampler."""
+    from gcodec.models.orp import ResidualHead, head_config_for
+    from gcodec.models.sampler import CodeGenerator, SamplerConfig
+
+    torch.manual_seed(seed)
+    head = ResidualHead(head_config_for(model.generator, width=4))
+    with torch.no_grad():
+        head.net[-1].weight.normal_(0, 0.3)
+    sampler = CodeGenerator(SamplerConfig(channels=model.config.latent_channels, noise_channels=4, width=8))
+    for kind, module, config in (("realism", head, head.config.to_dict()), ("sampler", sampler, sampler.config.to_dict())):
+        path = directory / f"{name}-{kind}.pt"
+        zoo.register_head(directory, name, kind, path.name, zoo.save_head(module, path), config,
+                          {"training": {"iterations": 0, "data": "none (test head)"}})
+
+
+def make_tiny_weights(directory: Path, channels=TINY_CHANNELS, seed: int = 0, heads: bool = True) -> None:
+    """Register tiny models ``gcz-c{C}`` (random weights, fixed seed) in ``directory``; with ``heads``,
+    ``gcz-c4`` also gets a realism head and a sampler and ``gcz-c2s`` is a stochastic C = 2 model."""
     directory.mkdir(parents=True, exist_ok=True)
     for c in channels:
-        torch.manual_seed(seed + c)
-        model = GCModel(named_config("tiny", c))
-        # spread encoder outputs so that all quantizer levels occur
-        with torch.no_grad():
-            model.encoder.net[-1][-1].weight.mul_(20.0)
-        path = directory / f"gcz-c{c}.pt"
-        sha = zoo.save_weights(model, path)
-        zoo.register_model(directory, f"gcz-c{c}", path.name, sha, model.config,
-                           info={"training": {"iterations": 0, "data": "none (test model)"}})
+        model = _register_tiny(directory, f"gcz-c{c}", named_config("tiny", c), seed + c)
+        if heads and f"gcz-c{c}" == HEADED_MODEL:
+            add_tiny_heads(directory, model)
+    if heads:
+        _register_tiny(directory, STOCHASTIC_MODEL, dataclasses.replace(named_config("tiny", 2), noise_channels=2),
+                       seed + 100)
 
 
 @pytest.fixture(scope="session", autouse=True)

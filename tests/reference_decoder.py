@@ -70,6 +70,12 @@ def parse(data: bytes) -> dict:
         freqs.append(row)
     out["precision"], out["freqs"] = precision, freqs
     out["payload"] = sections[5]
+    # 3.6 REALISM (optional): one byte, the encoder's default realism in 1/100 steps
+    out["realism"] = None
+    if 6 in sections:
+        if len(sections[6]) != 1 or sections[6][0] > 100:
+            raise SpecError("bad REALISM section")
+        out["realism"] = sections[6][0] / 100
     return out
 
 

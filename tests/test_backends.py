@@ -116,24 +116,38 @@ def test_choose(tiny_weights):
     assert backends.choose(entry, "torch", "cpu") == ("torch", "cpu")
     assert backends.choose(entry, "auto", "cpu") == ("onnxruntime", "cpu")
     noisy = dataclasses.replace(entry, arch=dataclasses.replace(entry.arch, noise_channels=2))
-    assert backends.choose(noisy, "auto", "cpu") == ("torch", "cpu")
-    with pytest.raises(GczInputError, match="noise input"):
-        backends.choose(noisy, "onnxruntime")
+    assert backends.choose(noisy, "auto", "cpu") == ("onnxruntime", "cpu")  # stochastic models run there too
     with pytest.raises(GczInputError, match="runs on the CPU"):
         backends.choose(entry, "onnxruntime", "cuda")
     with pytest.raises(GczInputError, match="unknown backend"):
         backends.choose(entry, "tensorflow")
 
 
-def test_cli_decompress_does_not_import_torch(tiny_weights, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--realism", "0.4"], ["--seed", "5"]], ids=["plain", "realism", "seed"])
+def test_cli_decompress_does_not_import_torch(tiny_weights, tmp_path, extra):
+    from conftest import STOCHASTIC_MODEL
+
+    model = STOCHASTIC_MODEL if "--seed" in extra else "gcz-c4"
     src = tmp_path / "x.gcz"
-    src.write_bytes(gcodec.compress(photo_like(64, 64)))
-    OnnxNetwork.load(zoo.find_model("gcz-c4"))  # graphs cached, as after a first run
+    src.write_bytes(gcodec.compress(photo_like(64, 64), model=model))
+    OnnxNetwork.load(zoo.find_model(model))  # graphs cached, as after a first run
     code = ("import sys; from gcodec.cli import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n"
             "assert 'rich' not in sys.modules, 'rich was imported'\n")
-    result = subprocess.run([sys.executable, "-c", code, "decompress", str(src), "-o", str(tmp_path / "x.png")],
+    result = subprocess.run([sys.executable, "-c", code, "decompress", str(src), "-o", str(tmp_path / "x.png"), *extra],
                             capture_output=True, env=os.environ.copy(), timeout=120)
     assert result.returncode == 0, result.stderr.decode()
     assert (tmp_path / "x.png").is_file()
+
+
+def test_stochastic_model_on_both_backends(tiny_weights):
+    from conftest import STOCHASTIC_MODEL
+
+    data = gcodec.compress(photo_like(64, 80, seed=4), model=STOCHASTIC_MODEL)
+    outs = {(b, s): np.asarray(gcodec.decompress(data, seed=s, backend=b), dtype=np.int16)
+            for b in ("onnxruntime", "torch") for s in (0, 1)}
+    assert np.abs(outs["onnxruntime", 0] - outs["torch", 0]).max() <= 2
+    assert not np.array_equal(outs["onnxruntime", 0], outs["onnxruntime", 1])  # the seed matters
+    assert np.array_equal(np.asarray(gcodec.decompress(data, backend="onnxruntime"), dtype=np.int16),
+                          outs["onnxruntime", 0])  # no seed = seed 0

@@ -180,3 +180,65 @@ def test_batch_continues_after_a_bad_file(tiny_weights, tmp_path, photo_file):
     r = gcz("compress", str(bad), str(photo_file), "-o", str(outdir))
     assert r.returncode == 1 and "Traceback" not in r.stderr.decode()
     assert (outdir / "photo.gcz").is_file() and not (outdir / "bad.gcz").exists()
+
+
+def test_realism_flags(tiny_weights, photo_file, tmp_path):
+    out = tmp_path / "r.gcz"
+    r = gcz("compress", str(photo_file), "-c", "4", "--realism", "0.25", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(gcz("info", str(out), "--json").stdout)
+    assert info["realism"] == 0.25 and info["sections"][-1]["name"] == "REALISM"
+    stored, low, full = (tmp_path / f"{n}.png" for n in ("stored", "low", "full"))
+    assert gcz("decompress", str(out), "-o", str(stored)).returncode == 0
+    assert gcz("decompress", str(out), "--realism", "0.25", "-o", str(low)).returncode == 0
+    assert gcz("decompress", str(out), "--realism", "1", "-o", str(full)).returncode == 0
+    assert stored.read_bytes() == low.read_bytes() != full.read_bytes()
+    assert_clean_error(gcz("compress", str(photo_file), "-c", "8", "--realism", "0.5", "-o", str(tmp_path / "x.gcz")))
+    assert not (tmp_path / "x.gcz").exists()
+    assert_clean_error(gcz("decompress", str(out), "--realism", "2", "-o", str(tmp_path / "y.png")))
+    assert not (tmp_path / "y.png").exists()
+
+
+def test_seeds_of_a_stochastic_model(tiny_weights, photo_file, tmp_path):
+    from conftest import STOCHASTIC_MODEL
+
+    out = tmp_path / "s.gcz"
+    assert gcz("compress", str(photo_file), "-m", STOCHASTIC_MODEL, "-o", str(out)).returncode == 0
+    pngs = {}
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        pngs[name] = tmp_path / f"{name}.png"
+        r = gcz("decompress", str(out), "--seed", seed, "-o", str(pngs[name]))
+        assert r.returncode == 0, r.stderr
+    assert pngs["a"].read_bytes() == pngs["b"].read_bytes() != pngs["c"].read_bytes()
+    assert_clean_error(gcz("decompress", str(out), "--seed", "-3", "-o", str(tmp_path / "d.png")))
+
+
+def test_sample_command(tiny_weights, tmp_path):
+    folder = tmp_path / "samples"
+    r = gcz("sample", "-n", "2", "-c", "4", "--size", "80x48", "-o", str(folder))
+    assert r.returncode == 0, r.stderr
+    files = sorted(folder.iterdir())
+    assert [f.name for f in files] == ["sample-0000.png", "sample-0001.png"]
+    assert Image.open(files[0]).size == (80, 48)
+    assert_clean_error(gcz("sample", "-n", "2", "-c", "4", "--size", "80x48", "-o", str(folder)))  # no --force
+    r = gcz("sample", "-n", "1", "-c", "4", "--size", "80x48", "--uniform", "-o", str(folder), "--force")
+    assert r.returncode == 0 and files[0].read_bytes() != Image.open(files[1]).tobytes()
+    for bad in (["-c", "8"], ["--size", "nope"], ["-n", "0"], ["--size", "60000x60000"]):
+        assert_clean_error(gcz("sample", "-c", "4", *bad, "-o", str(tmp_path / "other")))
+    assert not (tmp_path / "other").exists()
+
+
+def test_models_json_states_capabilities(tiny_weights):
+    from conftest import HEADED_MODEL, STOCHASTIC_MODEL
+
+    rows = {r["name"]: r for r in json.loads(gcz("models", "--json").stdout)}
+    assert rows[HEADED_MODEL]["realism"] and rows[HEADED_MODEL]["sampler"] and not rows[HEADED_MODEL]["stochastic"]
+    assert rows[STOCHASTIC_MODEL]["stochastic"] and not rows[STOCHASTIC_MODEL]["realism"]
+    assert not any(rows["gcz-c8"][k] for k in ("realism", "stochastic", "sampler"))
+
+
+def test_seed_on_a_deterministic_model_warns(tiny_weights, photo_file, tmp_path):
+    out = tmp_path / "d.gcz"
+    assert gcz("compress", str(photo_file), "-c", "8", "-o", str(out)).returncode == 0
+    r = gcz("decompress", str(out), "--seed", "3", "-o", str(tmp_path / "d.png"))
+    assert r.returncode == 0 and "no noise input" in r.stderr.decode()

@@ -25,7 +25,7 @@ def make_file(seed: int = 0, channels: int = 4, height: int = 80, width: int = 9
     symbols = np.stack([rng.choice(5, size=shape[1:], p=probs[c]) for c in range(channels)])
     tables = entropy.best_tables(symbols, 5)
     gcz = container.GczFile(width, height, "gcz-c4", bytes.fromhex("0a1b2c3d"), channels, 5, 16, tables,
-                            entropy.encode(symbols, tables), list(extra))
+                            entropy.encode(symbols, tables), extra_sections=list(extra))
     return container.write(gcz), symbols
 
 
@@ -174,3 +174,55 @@ def test_golden_v1_file_still_decodes():
     assert [gcz.width, gcz.height, gcz.channels, gcz.model_name] == expected["header"]
     # the writer still produces byte-identical files (no silent format change)
     assert make_file()[0] == data
+
+
+def _with_sections(data: bytes, *sections: container.Section) -> bytes:
+    """``data`` with ``sections`` appended before a recomputed CRC."""
+    import struct
+    import zlib
+
+    body = data[:-container.CRC_SIZE] + b"".join(container._section(s.type, s.body, s.critical) for s in sections)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_realism_section_round_trip_and_reference_decoder():
+    data, _ = make_file()
+    assert container.read(data).realism is None
+    assert reference_decoder.parse(data)["realism"] is None
+    for steps in (0, 37, 100):
+        gcz = container.read(data)
+        gcz.realism = steps
+        written = container.write(gcz)
+        assert container.read(written).realism == steps
+        assert reference_decoder.parse(written)["realism"] == steps / 100
+        sec = container.read_sections(written)[-1]
+        assert (sec.type, sec.critical, sec.body) == (container.SEC_REALISM, False, bytes([steps]))
+    gcz.realism = 101
+    with pytest.raises(GczFormatError, match="realism"):
+        container.write(gcz)
+
+
+@pytest.mark.parametrize("body", [b"", b"\x65", b"\x10\x10"])
+def test_bad_realism_sections(body):
+    data, _ = make_file()
+    with pytest.raises(GczFormatError, match="REALISM"):
+        container.read(_with_sections(data, container.Section(container.SEC_REALISM, 0, body)))
+
+
+def test_duplicate_realism_section():
+    data, _ = make_file()
+    sec = container.Section(container.SEC_REALISM, 0, b"\x10")
+    with pytest.raises(GczFormatError, match="duplicate REALISM"):
+        container.read(_with_sections(data, sec, sec))
+
+
+def test_golden_realism_file():
+    """The first file with a REALISM section (gcz 0.2.0): the base golden file's sections, then REALISM."""
+    data = (GOLDEN / "v1_c4_96x80_realism40.gcz").read_bytes()
+    expected = json.loads((GOLDEN / "v1_c4_96x80_realism40.json").read_text())
+    base = (GOLDEN / expected["base"]).read_bytes()
+    assert data[:len(base) - container.CRC_SIZE] == base[:-container.CRC_SIZE]
+    gcz = container.read(data)
+    assert gcz.realism == expected["realism_steps"] and gcz.payload == container.read(base).payload
+    gcz.realism = expected["realism_steps"]
+    assert container.write(gcz) == data

@@ -5,10 +5,15 @@ PyTorch alone takes over a second on two cores, more than decoding the image.
 ONNX Runtime imports in a tenth of that and runs these convolutions at least as
 fast, so the coding path uses it whenever it can, from graphs exported once
 per model and cached (:mod:`.onnx_net`).  PyTorch runs the networks when ONNX
-Runtime is absent, when a CUDA device is asked for, and for models with a
-noise input.
+Runtime is absent or a CUDA device is asked for.
 
-Every backend offers the same three operations over numpy arrays, which is all
+ONNX Runtime also decodes byte-identically from one run to the next; PyTorch's
+CPU convolutions with several threads were seen to differ in the last bit
+between processes (1 to 4 runs in 12 on the tiny test models), which can move
+a pixel by one level.  ``--seed N`` of a stochastic model therefore gives the
+same bytes on every run with the default backend.
+
+Every backend offers the same operations over numpy arrays, which is all
 :mod:`gcodec.tiling` and :mod:`gcodec.codec` need.
 """
 from __future__ import annotations
@@ -45,6 +50,9 @@ class Network(Protocol):
     def generate(self, latent: np.ndarray) -> np.ndarray:
         """A crop of :meth:`generator_input`'s output -> float32 image (1, 3, 16h', 16w') in [-1, 1]."""
 
+    def generate_realism(self, latent: np.ndarray, alpha: float) -> np.ndarray:
+        """As :meth:`generate`, at realism ``alpha`` (models with a realism head, :mod:`gcodec.realism`)."""
+
 
 def onnxruntime_installed() -> bool:
     """Whether ONNX Runtime can be imported (checked without importing it)."""
@@ -55,22 +63,19 @@ def choose(entry: ModelEntry, backend: str = "auto", device: str = "auto") -> tu
     """The (backend, device) that will run ``entry`` for a ``--backend`` / ``--device`` request.
 
     ``auto`` prefers ONNX Runtime on the CPU; PyTorch is chosen when ONNX Runtime
-    is missing, the model has a noise input, or ``cuda`` is asked for.
+    is missing or ``cuda`` is asked for.
     """
     if backend not in BACKENDS:
         raise GczInputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if device not in DEVICES:
         raise GczInputError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
-    onnx_ok = onnxruntime_installed() and not entry.arch.noise_channels
     if backend == "onnxruntime":
         if device == "cuda":
             raise GczInputError("--backend onnxruntime runs on the CPU; use --backend torch for --device cuda")
         if not onnxruntime_installed():
             raise GczInputError("--backend onnxruntime: ONNX Runtime is not installed (pip install onnxruntime)")
-        if entry.arch.noise_channels:
-            raise GczInputError(f"model {entry.name} has a noise input, which only --backend torch runs")
         return "onnxruntime", "cpu"
-    if backend == "auto" and device != "cuda" and onnx_ok:
+    if backend == "auto" and device != "cuda" and onnxruntime_installed():
         return "onnxruntime", "cpu"
     return "torch", torch_device(device)
 

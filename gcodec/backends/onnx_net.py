@@ -7,12 +7,12 @@ optimisations once and stores the result in the cache folder::
 
     $GCZ_CACHE  (else $XDG_CACHE_HOME/gcz, else ~/.cache/gcz)
       onnx/<model>-<sha256[:16]>-ort<version>-v<CACHE_FORMAT>/
-        encoder.onnx  generator.onnx  meta.json
+        encoder.onnx  generator.onnx  [generator_realism.onnx]  meta.json
 
 Later processes load the optimised graphs with optimisation switched off,
 which makes a session in about 20 ms instead of 100 ms.  A folder is only
 ever published complete (built in a private folder, then renamed), and
-``meta.json`` records the weights' sha256 and every file's size, checked on
+``meta.json`` records the weights' (and realism head's) sha256 and every file's size, checked on
 load; a folder that does not check out, or that ONNX Runtime cannot load, is
 rebuilt.  The weight file itself is still checked against its sha256 on
 every load, so damaged weights are refused whether or not graphs are cached.
@@ -33,16 +33,30 @@ import numpy as np
 
 from .. import __version__
 from ..errors import GczModelError
-from ..zoo import ModelEntry, read_verified
+from ..noise import latent_noise
+from ..zoo import ModelEntry, head_entry, read_verified
 
 #: Bump when what is cached changes (graph interface, export rewrites).
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 META_NAME = "meta.json"
-GRAPH_FILES = ("encoder.onnx", "generator.onnx")
 CACHE_ENV = "GCZ_CACHE"
+#: The realism graph's file, built for models with a realism head.
+REALISM_GRAPH = "generator_realism.onnx"
 
-_loaded: dict[str, OnnxNetwork] = {}
+#: Loaded networks by (weights sha256, realism head sha256 or ''): a head added later is a new network.
+_loaded: dict[tuple[str, str], OnnxNetwork] = {}
 _lock = threading.Lock()
+
+
+def graph_names(entry: ModelEntry) -> tuple[str, ...]:
+    """The graph files of ``entry`` (what :func:`gcodec.export.export_onnx` writes)."""
+    return ("encoder.onnx", "generator.onnx") + ((REALISM_GRAPH,) if entry.supports_realism else ())
+
+
+def generator_input_name(entry: ModelEntry) -> str:
+    """The generator graphs' image input: int64 ``symbols``, or the float ``latent`` (noise included)
+    for models with a noise input."""
+    return "latent" if entry.arch.noise_channels else "symbols"
 
 
 def cache_root() -> Path:
@@ -84,12 +98,13 @@ def build_graphs(entry: ModelEntry, target: Path) -> Path:
         raw = work / "raw"
         export_onnx(entry, raw, force=True)
         sizes = {}
-        for name in GRAPH_FILES:
+        for name in graph_names(entry):
             ort.InferenceSession(str(raw / name), _session_options(True, work / name),
                                  providers=["CPUExecutionProvider"])
             sizes[name] = (work / name).stat().st_size
         shutil.rmtree(raw)
-        meta = {"model": entry.name, "weights_sha256": entry.sha256, "gcz": __version__,
+        meta = {"model": entry.name, "weights_sha256": entry.sha256, "heads_sha256": _head_hashes(entry),
+                "gcz": __version__,
                 "onnxruntime": ort.__version__, "cache_format": CACHE_FORMAT, "sizes": sizes}
         (work / META_NAME).write_text(json.dumps(meta, indent=1) + "\n")
         if target.exists():
@@ -105,12 +120,21 @@ def build_graphs(entry: ModelEntry, target: Path) -> Path:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _cache_key(entry: ModelEntry) -> tuple[str, str]:
+    return entry.sha256, _head_hashes(entry).get("realism", "")
+
+
+def _head_hashes(entry: ModelEntry) -> dict[str, str]:
+    return {kind: head.sha256 for kind, head in sorted(entry.heads.items()) if kind == "realism"}
+
+
 def _valid(entry: ModelEntry, folder: Path) -> bool:
-    """Whether ``folder`` holds complete graphs of exactly ``entry``'s weights."""
+    """Whether ``folder`` holds complete graphs of exactly ``entry``'s weights (and realism head)."""
     try:
         meta = json.loads((folder / META_NAME).read_text())
         return (meta.get("weights_sha256") == entry.sha256 and meta.get("cache_format") == CACHE_FORMAT
-                and all((folder / n).stat().st_size == meta["sizes"][n] for n in GRAPH_FILES))
+                and meta.get("heads_sha256") == _head_hashes(entry)
+                and all((folder / n).stat().st_size == meta["sizes"][n] for n in graph_names(entry)))
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -129,7 +153,7 @@ class OnnxNetwork:
         self._sessions: dict[str, Any] = {}
         if not eager:
             return
-        for name in GRAPH_FILES:
+        for name in graph_names(entry):
             self._session(name)
 
     def _session(self, name: str) -> Any:
@@ -146,14 +170,18 @@ class OnnxNetwork:
     def load(cls, entry: ModelEntry) -> OnnxNetwork:
         """The cached graphs of ``entry`` (built on first use), loaded once per process."""
         with _lock:
-            if entry.sha256 in _loaded:
-                return _loaded[entry.sha256]
+            key = _cache_key(entry)
+            if key in _loaded:
+                return _loaded[key]
             read_verified(entry)  # the weights are checked on every load, cached graphs or not (~6 ms)
+            for kind, head in entry.heads.items():
+                if kind == "realism":
+                    read_verified(head, f"realism head of {entry.name}")
             folder = graph_dir(entry)
             # sessions are created lazily: a graph that passes the size check but that ONNX Runtime
             # cannot load is noticed, and rebuilt, at its first use (_run)
             net = cls(entry, folder) if _valid(entry, folder) else cls._build(entry, folder)
-            _loaded[entry.sha256] = net
+            _loaded[key] = net
             return net
 
     @classmethod
@@ -174,22 +202,36 @@ class OnnxNetwork:
         return self._run("encoder.onnx", {"image": np.ascontiguousarray(image, dtype=np.float32)})
 
     def generator_input(self, symbols: np.ndarray, seed: int | None = None) -> np.ndarray:
-        """The symbols themselves (1, C, h, w): the exported generator dequantizes them."""
-        return np.ascontiguousarray(symbols, dtype=np.int64)[None]
+        """The symbols themselves (1, C, h, w), which the exported generator dequantizes; for models
+        with a noise input, the dequantized latent with the noise of ``seed`` (:mod:`gcodec.noise`)."""
+        arch = self.entry.arch
+        if not arch.noise_channels:
+            return np.ascontiguousarray(symbols, dtype=np.int64)[None]
+        latent = (np.asarray(symbols, dtype=np.float32) - np.float32(arch.levels // 2))[None]
+        return np.concatenate([latent, latent_noise(seed, arch.noise_channels, *latent.shape[2:])], axis=1)
+
+    def _feed(self, latent: np.ndarray) -> dict[str, np.ndarray]:
+        dtype = np.float32 if self.entry.arch.noise_channels else np.int64
+        return {generator_input_name(self.entry): np.ascontiguousarray(latent, dtype=dtype)}
 
     def generate(self, latent: np.ndarray) -> np.ndarray:
-        """int64 symbols (1, C, h, w) -> float32 image (1, 3, 16h, 16w) in [-1, 1]."""
-        return self._run("generator.onnx", {"symbols": np.ascontiguousarray(latent, dtype=np.int64)})
+        """A crop of :meth:`generator_input`'s output -> float32 image (1, 3, 16h, 16w) in [-1, 1]."""
+        return self._run("generator.onnx", self._feed(latent))
+
+    def generate_realism(self, latent: np.ndarray, alpha: float) -> np.ndarray:
+        """As :meth:`generate`, at realism ``alpha`` (the graph with the model's realism head)."""
+        head_entry(self.entry, "realism")  # a clear error for a model without one
+        return self._run(REALISM_GRAPH, {**self._feed(latent), "alpha": np.array([alpha], dtype=np.float32)})
 
     def _run(self, name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         try:
             session = self._session(name)
         except Exception as exc:  # noqa: BLE001 - a cached graph damaged beyond its size check: rebuild once
             with _lock:
-                _loaded.pop(self.entry.sha256, None)
+                _loaded.pop(_cache_key(self.entry), None)
                 shutil.rmtree(self.folder, ignore_errors=True)
                 fresh = OnnxNetwork._build(self.entry, graph_dir(self.entry))
-                _loaded[self.entry.sha256] = fresh
+                _loaded[_cache_key(self.entry)] = fresh
             self._sessions, self.folder = fresh._sessions, fresh.folder
             try:
                 session = self._session(name)

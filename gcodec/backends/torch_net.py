@@ -5,7 +5,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..zoo import ModelEntry, load_model
+from ..errors import GczModelError
+from ..noise import latent_noise
+from ..zoo import ModelEntry, load_head, load_model
 
 
 def can_tile(model: nn.Module) -> bool:
@@ -20,15 +22,17 @@ class TorchNetwork:
 
     backend = "torch"
 
-    def __init__(self, model: nn.Module, device: str) -> None:
+    def __init__(self, model: nn.Module, device: str, entry: ModelEntry | None = None) -> None:
         self.model = model
         self.device = device
+        self.entry = entry
         self.tileable = can_tile(model)
+        self._realism: nn.Module | None = None
 
     @classmethod
     def load(cls, entry: ModelEntry, device: str = "cpu") -> TorchNetwork:
         """Verify and load ``entry``'s weights (cached per process by :func:`gcodec.zoo.load_model`)."""
-        return cls(load_model(entry, device), device)
+        return cls(load_model(entry, device), device, entry)
 
     def encode(self, image: np.ndarray) -> np.ndarray:
         """float32 image (1, 3, H, W) in [-1, 1] -> int64 symbols (1, C, H/16, W/16)."""
@@ -39,17 +43,28 @@ class TorchNetwork:
     def generator_input(self, symbols: np.ndarray, seed: int | None = None) -> np.ndarray:
         """Dequantized symbols (1, C, h, w), plus noise channels drawn from ``seed`` for noise models.
 
-        Noise is drawn once for the whole latent, exactly as
-        :meth:`GCModel.decode_symbols` draws it, so tiles cut the same noise.
+        Noise is drawn once for the whole latent from ``seed`` (:func:`gcodec.noise.latent_noise`),
+        exactly as :meth:`GCModel.decode_symbols` draws it, so tiles cut the same noise.
         """
         s = torch.from_numpy(np.ascontiguousarray(symbols)).to(self.device).unsqueeze(0)
-        latent = self.model.quantizer.dequantize(s)
-        if self.model.config.noise_channels:
-            gen = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
-            latent = torch.cat([latent, self.model.noise(latent, gen)], dim=1)
-        return latent.cpu().numpy()
+        latent = self.model.quantizer.dequantize(s).float().cpu().numpy()
+        channels = self.model.config.noise_channels
+        if channels:
+            latent = np.concatenate([latent, latent_noise(seed, channels, *latent.shape[2:])], axis=1)
+        return latent
 
     @torch.no_grad()
     def generate(self, latent: np.ndarray) -> np.ndarray:
         """Generator input (1, C', h, w) -> float32 image (1, 3, 16h, 16w)."""
         return self.model.generator(torch.from_numpy(latent).to(self.device)).float().cpu().numpy()
+
+    @torch.no_grad()
+    def generate_realism(self, latent: np.ndarray, alpha: float) -> np.ndarray:
+        """As :meth:`generate`, plus ``(1 - alpha)`` times the realism head's residual (one pass)."""
+        if self._realism is None:
+            from ..models.orp import RealismGenerator
+            if self.entry is None:
+                raise GczModelError("this network was built without its model entry, so it has no realism head")
+            self._realism = RealismGenerator(self.model.generator, load_head(self.entry, "realism", self.device))
+        a = torch.tensor([alpha], dtype=torch.float32, device=self.device)
+        return self._realism(torch.from_numpy(latent).to(self.device), a).float().cpu().numpy()

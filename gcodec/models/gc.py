@@ -27,10 +27,13 @@ class GCModel(nn.Module):
         self.generator = Generator(config)
 
     def noise(self, latent: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Noise v of shape (N, noise_channels, h, w) from a standard normal prior."""
-        n, _, h, w = latent.shape
-        return torch.randn((n, self.config.noise_channels, h, w), generator=generator,
-                           device=latent.device, dtype=latent.dtype)
+        """Training noise v of shape (N, noise_channels, h, w) from the uniform prior on [-1, 1).
+
+        Decoding draws v from a seed instead (:func:`gcodec.noise.latent_noise`).
+        """
+        from ..noise import uniform_like
+
+        return uniform_like(latent, self.config.noise_channels, generator)
 
     def synthesize(self, latent: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Run G on quantized latent values, concatenating noise if configured."""
@@ -52,11 +55,15 @@ class GCModel(nn.Module):
 
     @torch.no_grad()
     def decode_symbols(self, symbols: torch.Tensor, seed: int | None = None) -> torch.Tensor:
-        """Symbols (N, C, h, w) -> image (N, 3, 16h, 16w) in [-1, 1]."""
-        gen = None
-        if seed is not None:
-            gen = torch.Generator(device=symbols.device).manual_seed(seed)
-        return self.synthesize(self.quantizer.dequantize(symbols), gen)
+        """Symbols (N, C, h, w) -> image (N, 3, 16h, 16w) in [-1, 1]; noise (if any) from ``seed``."""
+        latent = self.quantizer.dequantize(symbols)
+        if self.config.noise_channels:
+            from ..noise import latent_noise
+
+            n, _, h, w = latent.shape
+            noise = [torch.from_numpy(latent_noise(seed, self.config.noise_channels, h, w)) for _ in range(n)]
+            latent = torch.cat([latent, torch.cat(noise).to(latent)], dim=1)
+        return self.generator(latent)
 
 
 def count_parameters(module: nn.Module) -> int:
