@@ -9,7 +9,8 @@ OUT    ?= demo-out
 
 PEER_PKGS := libheif-examples libavif-bin libjxl-tools webp libopenjp2-tools
 
-.PHONY: setup demo test data train train-c4 train-gpu gpu-data peers bench eval fuzz clean
+.PHONY: setup demo test data train train-c4 train-gpu gpu-data train-realism train-sampler train-stochastic knobs \
+	peers bench eval fuzz clean
 
 setup: $(STAMP)
 
@@ -71,6 +72,31 @@ train-gpu:
 	  --crop 256 --batch-size 32 --device cuda --bf16 --lr 2e-4 --lambda-perceptual 0.1 --fixed-norm-after -1 \
 	  --init-from gcz-c$(C) --iterations 1000000 --checkpoint-minutes 2 --max-minutes $(GPU_MINUTES)
 
+# The decoder's knobs (README, "Steering the decoder"); rerunning a target resumes its run.
+# A realism head (EGIC ORP) for the shipped gcz-c$(C), E and G frozen, then shipped beside it:
+KNOB_MINUTES ?= 25
+train-realism: data
+	$(BIN)/gcz train-realism -m gcz-c$(C) --out-dir runs/realism-c$(C) --iterations 100000 \
+	  --max-minutes $(KNOB_MINUTES) --threads 1
+	$(BIN)/gcz publish-head runs/realism-c$(C)
+# A latent sampler (WGAN-GP on gcz-c$(C)'s codes of the training photos) for `gcz sample`:
+train-sampler: data
+	$(BIN)/gcz train-sampler -m gcz-c$(C) --out-dir runs/sampler-c$(C) --iterations 100000 \
+	  --max-minutes $(KNOB_MINUTES) --threads 1
+	$(BIN)/gcz publish-head runs/sampler-c$(C)
+# A stochastic C=2 decoder fine-tuned from gcz-c2 with E frozen: noise input, band-limited diversity
+# reward, distortion on 16x16 block means (publish with: gcz publish runs/stoch-c2/checkpoint.pt --name ... --no-default)
+train-stochastic: data
+	$(BIN)/gcz train --out-dir runs/stoch-c2 --arch cpu -c 2 --noise-channels 4 --dataset bundled --data-root data/pool \
+	  --crop 128 --batch-size 4 --fixed-norm-after -1 --lr 1e-4 --lambda-perceptual 0.1 --lambda-fm 2 \
+	  --distortion-pool 16 --diversity-scale 4 --lambda-diversity 30 --diversity-margin 0.03 --freeze-encoder \
+	  --init-from gcz-c2 --iterations 1000000 --max-minutes $(KNOB_MINUTES) --checkpoint-minutes 4 --threads 1
+# measure the knobs on the held-out photos (bench/realism-c4, bench/seeds, bench/samples-c4, bench/knobs.md)
+knobs: setup data
+	$(BIN)/gcz sweep realism data/pool --split val --out bench/realism-c4 -m gcz-c4
+	$(BIN)/gcz sweep samples data/pool --split val --out bench/samples-c4 -m gcz-c4
+	$(BIN)/gcz bench --knobs --out bench
+
 # the training photos small enough to carry to an offline GPU machine (about 30 MiB)
 gpu-data: data
 	$(BIN)/gcz data pack --root data/pool --out $(GPU_DATA)
@@ -82,6 +108,7 @@ peers:
 # benchmarks, not tests: bench/results.json + bench/results.md (BENCH_ARGS=--quick skips 4096x4096)
 bench: setup
 	$(BIN)/gcz bench --out bench $(BENCH_ARGS)
+	$(BIN)/gcz bench --knobs --out bench
 
 # coverage-guided fuzzing of the .gcz parser and entropy decoder (atheris), 10^6 inputs by default:
 # a benchmark, not a test; results in bench/fuzz.md + bench/fuzz.json (FUZZ_ARGS=--runs N)

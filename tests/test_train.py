@@ -262,3 +262,23 @@ def test_one_discriminator_pass_on_real_images_per_step(tmp_path, folder):
     # one pass on [real; fake] for D's loss, one on the fake batch for G's: never a second real pass
     assert batches == [2 * trainer.cfg.batch_size, trainer.cfg.batch_size]
     assert all(v.dim() == 0 and not v.requires_grad for v in logs.values())
+
+
+def test_stochastic_step_rewards_two_different_draws(tmp_path, folder):
+    trainer = Trainer(config(tmp_path, folder, noise_channels=2, lambda_diversity=5.0, diversity_margin=0.5,
+                             distortion_pool=4, diversity_scale=2, freeze_encoder=True), status=lambda s: None)
+    before = [p.detach().clone() for p in trainer.model.encoder.parameters()]
+    logs = trainer.step()
+    assert 0 < float(logs["div"]) <= 0.5  # the hinge is active with a margin this large
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.encoder.parameters()))
+
+
+def test_diversity_hinge_and_band_pass():
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(losses.band_pass(torch.ones(1, 3, 16, 16), 1, 8), torch.zeros(1, 3, 16, 16))
+    assert losses.band_pass(x, 4, 16).shape == (2, 3, 4, 4)
+    assert float(losses.diversity_hinge(x, x, 0.1)) == pytest.approx(0.1)
+    assert float(losses.diversity_hinge(x, x + 1.0, 0.1)) == 0.0      # differs by 1 everywhere, no pooling
+    assert float(losses.diversity_hinge(x, x + 1.0, 0.1, coarse=4)) == pytest.approx(0.1)  # a flat shift is no detail
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2.0 - 1  # pixel-level noise
+    assert float(losses.diversity_hinge(x, x + checker, 0.1, coarse=16, fine=2)) == pytest.approx(0.1, abs=1e-6)

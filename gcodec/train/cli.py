@@ -12,6 +12,9 @@ import click
 
 from ..cli_common import stderr_console, user_errors
 from ..errors import GczInputError
+from ..zoo import SHIPPED_DIR
+
+_WEIGHTS_DIR = str(SHIPPED_DIR)
 
 
 @click.command("train")
@@ -35,6 +38,15 @@ from ..errors import GczInputError
 @click.option("--lambda-perceptual", type=float, default=10.0, show_default=True)
 @click.option("--fixed-norm-after", type=float, default=0.5, show_default=True,
               help="Fraction of iterations after which G uses fixed normalisation statistics (negative: never).")
+@click.option("--freeze-encoder", is_flag=True, help="Keep E fixed throughout (fine-tune G of a trained model).")
+@click.option("--distortion-pool", type=int, default=1, show_default=True,
+              help="MSE between k x k average-pooled images: pins layout and colour, leaves texture to the GAN.")
+@click.option("--lambda-diversity", type=float, default=0.0, show_default=True,
+              help="Stochastic G (--noise-channels): reward two noise draws for differing.")
+@click.option("--diversity-margin", type=float, default=0.06, show_default=True,
+              help="Mean absolute difference (in [-1, 1] units) up to which two draws are rewarded.")
+@click.option("--diversity-scale", type=int, default=1, show_default=True,
+              help="Count only differences of k x k block means (k divides --distortion-pool): no pixel noise.")
 @click.option("--disc-labels", is_flag=True, help="GC (D+): feed semantic label maps to D (cityscapes).")
 @click.option("--vgg-weights", default=None, help="VGG19 state dict for the paper's perceptual loss.")
 @click.option("--no-perceptual", is_flag=True)
@@ -65,7 +77,7 @@ def train_command(**opts: Any) -> None:
 @click.command("publish")
 @click.argument("checkpoint")
 @click.option("--name", required=True, help="Registry name, e.g. gcz-c4.")
-@click.option("--weights-dir", default=str(Path(__file__).resolve().parent.parent.parent / "weights"), show_default=True)
+@click.option("--weights-dir", default=_WEIGHTS_DIR, show_default=True)
 @click.option("--data", "data_desc", default="bundled offline photo pool (train split)", show_default=True)
 @click.option("--metrics", "metrics_json", default=None, help="JSON file of measured metrics to record.")
 @click.option("--replace", is_flag=True, help="Replace an already published model of that name.")
@@ -81,3 +93,65 @@ def publish(checkpoint: str, name: str, weights_dir: str, data_desc: str, metric
                                    json.loads(Path(metrics_json).read_text()) if metrics_json else None,
                                    replace=replace, default=not no_default, notes=notes)
         click.echo(json.dumps(entry))
+
+
+@click.command("train-realism")
+@click.option("-m", "--model", required=True, help="Installed model whose GAN decoder gets the head, e.g. gcz-c4.")
+@click.option("--out-dir", required=True, help="Run folder (head.pt, log.csv); rerunning resumes.")
+@click.option("--data-root", default="data/pool", show_default=True)
+@click.option("--dataset", type=click.Choice(["bundled", "folder"]), default="bundled", show_default=True)
+@click.option("--iterations", type=int, default=20_000, show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="Stop (with a checkpoint) after this long.")
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--crop", type=int, default=192, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+def train_realism_command(**opts: Any) -> None:
+    """Train an ORP realism head (EGIC) for an installed model; E and G stay frozen."""
+    from .realism import RealismTrainConfig, train_head
+
+    with user_errors():
+        try:
+            click.echo(json.dumps(train_head(RealismTrainConfig(**opts),
+                                             status=lambda s: stderr_console().print(s, markup=False))))
+        except (ValueError, FileNotFoundError) as exc:
+            raise GczInputError(str(exc)) from None
+
+
+@click.command("train-sampler")
+@click.option("-m", "--model", required=True, help="Installed model whose codes are learned, e.g. gcz-c4.")
+@click.option("--out-dir", required=True, help="Run folder (sampler.pt, codes.pt, log.csv); rerunning resumes.")
+@click.option("--data-root", default="data/pool", show_default=True)
+@click.option("--dataset", type=click.Choice(["bundled", "folder"]), default="bundled", show_default=True)
+@click.option("--iterations", type=int, default=20_000, show_default=True, help="Generator steps.")
+@click.option("--max-minutes", type=float, default=None, help="Stop (with a checkpoint) after this long.")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--crop", type=int, default=16, show_default=True, help="Latent window side (x16 image pixels).")
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+def train_sampler_command(**opts: Any) -> None:
+    """Train a latent sampler (WGAN-GP on the model's codes of the training photos)."""
+    from .sampler import SamplerTrainConfig, train_sampler
+
+    with user_errors():
+        try:
+            click.echo(json.dumps(train_sampler(SamplerTrainConfig(**opts),
+                                                status=lambda s: stderr_console().print(s, markup=False))))
+        except (ValueError, FileNotFoundError) as exc:
+            raise GczInputError(str(exc)) from None
+
+
+@click.command("publish-head")
+@click.argument("run_dir")
+@click.option("--weights-dir", default=_WEIGHTS_DIR, show_default=True)
+@click.option("--data", "data_desc", default="bundled offline photo pool (train split)", show_default=True)
+@click.option("--metrics", "metrics_json", default=None, help="JSON file of measured metrics to record.")
+@click.option("--notes", default=None, help="Free-text training notes to record.")
+def publish_head_command(run_dir: str, weights_dir: str, data_desc: str, metrics_json: str | None,
+                         notes: str | None) -> None:
+    """Ship a train-realism / train-sampler run beside its model (fp16 file + manifest entry)."""
+    from .publish import publish_head
+
+    with user_errors():
+        metrics = json.loads(Path(metrics_json).read_text()) if metrics_json else None
+        click.echo(json.dumps(publish_head(Path(run_dir), Path(weights_dir), data_desc, metrics, notes)))

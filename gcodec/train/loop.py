@@ -57,11 +57,16 @@ class TrainConfig:
     lr: float = 2e-4
     stage1_iters: int = 0            # rate-distortion only (no GAN) for this many iterations
     freeze_encoder_in_gan: bool = True  # EGIC two-stage: E fixed once the GAN starts
+    freeze_encoder: bool = False      # E fixed throughout (fine-tuning G of a trained model)
     gan: bool = True
     lambda_mse: float = 10.0
     lambda_fm: float = 10.0
     lambda_perceptual: float = 10.0
     fixed_norm_after: float | None = 0.5  # fraction of iterations after which G uses fixed statistics
+    distortion_pool: int = 1          # MSE between avg-pooled images (k x k): pins layout, frees texture
+    lambda_diversity: float = 0.0     # stochastic G: reward two noise draws for differing (losses.diversity_hinge)
+    diversity_margin: float = 0.06
+    diversity_scale: int = 1          # diversity counts detail above this many pixels (no pixel noise)
     disc_labels: bool = False         # GC (D+): semantic label maps fed to D
     num_classes: int = 34
     vgg_weights: str | None = None
@@ -256,13 +261,16 @@ class Trainer:
         x = x.to(self.device, non_blocking=True)
         gan = self._gan_active()
         set_fixed_norm(self.model.generator, self._fixed_norm_now())
-        freeze_e = gan and cfg.freeze_encoder_in_gan and cfg.stage1_iters > 0
+        freeze_e = cfg.freeze_encoder or (gan and cfg.freeze_encoder_in_gan and cfg.stage1_iters > 0)
         self.model.encoder.requires_grad_(not freeze_e)
         self.model.train()
         logs: dict[str, torch.Tensor] = {}
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
         with autocast:
-            x_hat, _ = self.ddp_model(x)
+            x_hat, w_hat = self.ddp_model(x)
+            second = None
+            if cfg.lambda_diversity > 0 and self.arch.noise_channels:  # a second noise draw of the same code
+                second = self.model.synthesize(w_hat).float()
         x_hat = x_hat.float()
         n = x.shape[0]
         if gan:
@@ -277,8 +285,16 @@ class Trainer:
             logs["d"] = loss_d.detach()
             real_features = [[f.detach() for f in scale] for scale in real]
         mse = losses.masked_mse(x_hat, x)
-        loss = cfg.lambda_mse * mse
         logs["mse"] = mse.detach()
+        if cfg.distortion_pool > 1:
+            pool = cfg.distortion_pool
+            loss = cfg.lambda_mse * losses.masked_mse(F.avg_pool2d(x_hat, pool), F.avg_pool2d(x, pool))
+        else:
+            loss = cfg.lambda_mse * mse
+        if second is not None:
+            div = losses.diversity_hinge(x_hat, second, cfg.diversity_margin, cfg.distortion_pool, cfg.diversity_scale)
+            loss = loss + cfg.lambda_diversity * div
+            logs["div"] = div.detach()
         if self.perceptual is not None:
             perc = self.perceptual(x_hat, x)
             loss = loss + cfg.lambda_perceptual * perc
@@ -307,7 +323,7 @@ class Trainer:
         session_start_iter = self.iteration
         last_ckpt = start
         log_path = self.out / LOG_NAME
-        fields = ["iteration", "elapsed_s", "loss", "mse", "psnr", "perc", "d", "g_adv", "fm"]
+        fields = ["iteration", "elapsed_s", "loss", "mse", "psnr", "perc", "d", "g_adv", "fm", "div"]
         new_log = not log_path.is_file()
         log_fh = open(log_path, "a", newline="") if self.rank == 0 else None
         writer = csv.DictWriter(log_fh, fieldnames=fields, extrasaction="ignore") if log_fh else None
@@ -354,6 +370,19 @@ class Trainer:
         if self.rank == 0:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+
+def session_summary(out: Path, iteration: int, session_start: int, started: float, checkpoint: Path,
+                    **extra: Any) -> dict[str, Any]:
+    """The summary of one training session (iterations, throughput, checkpoint), also written to
+    ``out/summary.json``."""
+    wall = time.monotonic() - started
+    its = iteration - session_start
+    summary = {"iteration": iteration, "session_iterations": its, "session_seconds": round(wall, 1),
+               "iterations_per_hour": round(its / wall * 3600, 1) if wall > 0 else None,
+               **extra, "checkpoint": str(checkpoint)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def scalar_logs(step_logs: dict[str, torch.Tensor]) -> dict[str, float]:

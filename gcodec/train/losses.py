@@ -32,3 +32,32 @@ def masked_mse(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None =
         return err.mean()
     mask = mask.expand_as(err)
     return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def band_pass(x: torch.Tensor, fine: int, coarse: int) -> torch.Tensor:
+    """``x`` averaged over ``fine`` x ``fine`` blocks minus its ``coarse`` x ``coarse`` block means.
+
+    The detail between the two scales: what a distortion on ``coarse``-pooled
+    images leaves free, without the pixel-level noise below ``fine``.
+    ``coarse <= 1`` keeps everything (no distortion pooling); ``fine`` must divide ``coarse``.
+    """
+    low = F.avg_pool2d(x, fine) if fine > 1 else x
+    if coarse <= 1:
+        return low
+    ratio = coarse // max(1, fine)
+    return low - F.interpolate(F.avg_pool2d(low, ratio), scale_factor=ratio, mode="nearest")
+
+
+def diversity_hinge(first: torch.Tensor, second: torch.Tensor, margin: float, coarse: int = 1,
+                    fine: int = 1) -> torch.Tensor:
+    """Mode-seeking term for stochastic decoders: ``relu(margin - mean|bp(x1) - bp(x2)|)`` per sample.
+
+    ``first`` and ``second`` decode the same latent with two noise draws; the
+    distortion terms alone make G ignore its noise (DPLC), this rewards two
+    draws for differing by up to ``margin`` (mean absolute difference in [-1, 1]
+    units) in their detail between ``fine`` and ``coarse`` pixels (:func:`band_pass`):
+    above what a ``coarse``-pooled distortion pins (layout and colour), below
+    which differences would be mere pixel noise.
+    """
+    spread = (band_pass(first, fine, coarse) - band_pass(second, fine, coarse)).abs().flatten(1).mean(dim=1)
+    return F.relu(margin - spread).mean()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,20 @@ from ..errors import GczModelError
 from ..models.config import DOWNSAMPLING, ArchConfig
 from ..models.gc import GCModel
 from .compact import load_checkpoint
+
+
+def install_weights(weights_dir: Path, stem: str, write: Callable[[Path], str]) -> tuple[Path, str]:
+    """Write a weight file with ``write`` (which returns its sha256) as ``<stem>-<sha8>.pt``, replacing
+    earlier files of exactly that stem (``gcz-c4-<8 hex>.pt``, never ``gcz-c4-realism-...``)."""
+    tmp = weights_dir / f"{stem}.pt.new"
+    sha = write(tmp)
+    final = weights_dir / f"{stem}-{sha[:8]}.pt"
+    pattern = re.compile(rf"{re.escape(stem)}-[0-9a-f]{{8}}\.pt")
+    for old in weights_dir.iterdir():
+        if old != final and pattern.fullmatch(old.name):
+            old.unlink()
+    tmp.replace(final)
+    return final, sha
 
 
 def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc: str,
@@ -33,13 +49,7 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
     model = GCModel(arch)
     model.load_state_dict(state["model"])
     weights_dir.mkdir(parents=True, exist_ok=True)
-    tmp = weights_dir / f"{name}.pt.new"
-    sha = zoo.save_weights(model, tmp)
-    final = weights_dir / f"{name}-{sha[:8]}.pt"
-    for old in weights_dir.glob(f"{name}-*.pt"):
-        if old != final:
-            old.unlink()
-    tmp.replace(final)
+    final, sha = install_weights(weights_dir, name, lambda tmp: zoo.save_weights(model, tmp))
     cfg = state.get("config", {})
     info = {"training": {"data": data_desc, "iterations": state["iteration"],
                          "wall_time_hours": round(state["elapsed"] / 3600, 2),
@@ -83,3 +93,53 @@ def metrics_for(summary: dict[str, Any], name: str, arch: ArchConfig) -> dict[st
                     "images": "validation split of the bundled photo pool, longer side 768 px",
                     "command": summary.get("command")}
     raise GczModelError(f"the eval summary holds no measurement of model {name}")
+
+
+def publish_head(run_dir: Path, weights_dir: Path, data_desc: str, metrics: dict[str, Any] | None = None,
+                 notes: str | None = None) -> dict[str, Any]:
+    """Ship a run's realism head (``head.pt``) or latent sampler (``sampler.pt``) beside its model.
+
+    Writes ``weights_dir/<model>-<kind>-<sha8>.pt`` (fp16) and records it under the
+    model's manifest entry, with the training facts; the model must be published
+    in ``weights_dir`` with exactly the weights the head was trained on.
+    """
+    import platform
+
+    import torch
+
+    from .realism import HEAD_CHECKPOINT, load_head_checkpoint
+    from .sampler import SAMPLER_CHECKPOINT, load_sampler_checkpoint
+
+    if (run_dir / HEAD_CHECKPOINT).is_file():
+        kind, (module, state) = "realism", load_head_checkpoint(run_dir / HEAD_CHECKPOINT)
+        config = state["head_config"]
+    elif (run_dir / SAMPLER_CHECKPOINT).is_file():
+        kind, (module, state) = "sampler", load_sampler_checkpoint(run_dir / SAMPLER_CHECKPOINT)
+        config = state["sampler_config"]
+    else:
+        raise GczModelError(f"{run_dir} holds neither {HEAD_CHECKPOINT} nor {SAMPLER_CHECKPOINT}")
+    model = state["model"]
+    entries = {e.name: e for e in zoo.read_manifest(weights_dir)}
+    if model not in entries:
+        raise GczModelError(f"model {model} is not published in {weights_dir}")
+    if entries[model].sha256 != state["model_sha256"]:
+        raise GczModelError(f"{run_dir} was trained on other weights of {model} than those in {weights_dir}")
+    final, sha = install_weights(weights_dir, f"{model}-{kind}", lambda tmp: zoo.save_head(module, tmp))
+    cfg = state["config"]
+    training = {"data": data_desc, "iterations": state["iteration"],
+                "wall_time_hours": round(state["elapsed"] / 3600, 2), "batch_size": cfg["batch_size"],
+                "crop": cfg["crop"], "lr": cfg["lr"],
+                "hardware": f"{platform.machine()}, cpu, {cfg.get('threads') or torch.get_num_threads()} threads"}
+    if kind == "realism":
+        training["pixels_seen"] = state["pixels_seen"]
+        training["objective"] = "MSE(x, G(w) + R) with E and G frozen (EGIC ORP)"
+    else:
+        training["real_windows_seen"] = state["iteration"] * cfg["batch_size"] * cfg["critic_steps"]
+        training["objective"] = (f"WGAN-GP (gp {cfg['gp_weight']}, {cfg['critic_steps']} critic steps) on "
+                                 f"{cfg['crop']}x{cfg['crop']} windows of the model's codes of the training "
+                                 f"photos at longer side {cfg['image_side']} px")
+    if notes:
+        training["notes"] = notes
+    info = {"training": training, **({"metrics": metrics} if metrics else {})}
+    zoo.register_head(weights_dir, model, kind, final.name, sha, config, info)
+    return {"model": model, "kind": kind, "file": final.name, "sha256": sha, **info}
