@@ -217,7 +217,8 @@ def bench_entropy(symbols: np.ndarray, levels: int, name: str, repeats: int = 3)
 
 
 # ------------------------------------------------------------------ driver
-def _machine() -> dict[str, Any]:
+def machine_info() -> dict[str, Any]:
+    """The machine, Python, torch and ONNX Runtime versions a benchmark ran on."""
     import torch
 
     info: dict[str, Any] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -250,7 +251,7 @@ def run_bench(cfg: BenchConfig, status: Any = None) -> BenchResults:
     say = status or (lambda s: None)
     entry = resolve_model(cfg.channels, None)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    res = BenchResults(machine=_machine(), model={"name": entry.name, "id": f"{entry.name}@{entry.hash_prefix.hex()}",
+    res = BenchResults(machine=machine_info(), model={"name": entry.name, "id": f"{entry.name}@{entry.hash_prefix.hex()}",
                                                   "arch": entry.arch.to_dict(), "fixed_norm": entry.fixed_norm})
     backends = list(cfg.backends)
     if "torch-cuda" in backends and not torch.cuda.is_available():

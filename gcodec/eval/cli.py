@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -89,12 +90,21 @@ def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: s
 @click.option("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime.")
 @click.option("--image", default=None, help="Photo resized to every size (default: examples/mountain.jpg).")
 @click.option("--no-processes", is_flag=True, help="Skip whole-process timings (gcz CLI vs heif-convert).")
+@click.option("--knobs", is_flag=True,
+              help="Only the decode cost of realism and seeds (writes OUT/knobs.json and OUT/knobs.md).")
 def bench_command(out_dir: str, channels: int, quick: bool, sizes: str | None, backends: str, codecs: str,
-                  threads: int | None, image: str | None, no_processes: bool) -> None:
+                  threads: int | None, image: str | None, no_processes: bool, knobs: bool) -> None:
     """Speed, peak memory and entropy-coding benchmarks (writes OUT/results.json)."""
     from . import bench, peers
 
     with user_errors():
+        if knobs:
+            from .knob_bench import bench_knobs
+
+            with stderr_console().status("benchmarking realism and seeds"):
+                bench_knobs(Path(out_dir))
+            click.echo((Path(out_dir) / "knobs.md").read_text())
+            return
         for name in _csv(codecs):
             peers.get_peer(name)
         chosen = _csv(backends)
@@ -156,3 +166,77 @@ def prefs_score(key: str, answers: tuple[str, ...]) -> None:
     with user_errors():
         for row in score_files(Path(key), [Path(a) for a in answers]):
             click.echo(json.dumps(row))
+
+
+@click.group("sweep")
+def sweep_command() -> None:
+    """Measure the decoder's knobs: realism, seeds of stochastic models, sampled codes."""
+
+
+def _sweep_inputs(command: Any) -> Any:
+    command = click.option("--max-side", type=int, default=768, show_default=True,
+                           help="Downscale images to this longer side first.")(command)
+    command = click.option("--split", default=None, help="Take a folder's images of this split (e.g. val).")(command)
+    command = click.option("--out", "out_dir", required=True, help="Results folder.")(command)
+    return click.argument("inputs", nargs=-1, required=True)(command)
+
+
+def _print_json(summary: dict) -> None:
+    import json
+
+    click.echo(json.dumps(summary, indent=2))
+
+
+@sweep_command.command("realism")
+@_sweep_inputs
+@click.option("-m", "--model", default="gcz-c4", show_default=True)
+@click.option("--alphas", default="0,0.25,0.5,0.75,1", show_default=True, help="Realism values.")
+@click.option("--patch", type=int, default=256, show_default=True, help="Patch size for KID/FID.")
+@click.option("--no-kid", is_flag=True, help="Skip the patch features (KID/FID).")
+def sweep_realism(inputs: tuple[str, ...], out_dir: str, split: str | None, max_side: int, model: str,
+                  alphas: str, patch: int, no_kid: bool) -> None:
+    """PSNR, MS-SSIM, KID/FID of one model at several realism values."""
+    from . import runner, sweeps
+
+    with user_errors():
+        try:
+            values = [float(a) for a in _csv(alphas)]
+        except ValueError:
+            raise GczInputError(f"--alphas takes comma-separated numbers, not {alphas!r}") from None
+        images = runner.collect_images(inputs, split)
+        _print_json(sweeps.realism_sweep(images, model, values, Path(out_dir), max_side, patch, not no_kid,
+                                         progress=lambda s: stderr_console().print(s, markup=False)))
+
+
+@sweep_command.command("seeds")
+@_sweep_inputs
+@click.option("-m", "--model", required=True, help="A stochastic model (see 'gcz models').")
+@click.option("--seeds", type=click.IntRange(2, 256), default=16, show_default=True)
+def sweep_seeds(inputs: tuple[str, ...], out_dir: str, split: str | None, max_side: int, model: str,
+                seeds: int) -> None:
+    """Conditional pixel variance of a model over many seeds of the same files."""
+    from . import runner, sweeps
+
+    with user_errors():
+        images = runner.collect_images(inputs, split)
+        _print_json(sweeps.seed_spread(images, model, seeds, Path(out_dir), max_side,
+                                       progress=lambda s: stderr_console().print(s, markup=False)))
+
+
+@sweep_command.command("samples")
+@_sweep_inputs
+@click.option("-m", "--model", default="gcz-c4", show_default=True)
+@click.option("-n", "count", type=int, default=32, show_default=True, help="Images per method.")
+@click.option("--size", default="512x384", show_default=True, help="WIDTHxHEIGHT of each sampled image.")
+@click.option("--patch", type=int, default=128, show_default=True, help="Patch size for KID/FID.")
+def sweep_samples(inputs: tuple[str, ...], out_dir: str, split: str | None, max_side: int, model: str,
+                  count: int, size: str, patch: int) -> None:
+    """KID/FID of sampled images (trained sampler, uniform codes) against the real INPUTS."""
+    from .. import sampling
+    from . import runner, sweeps
+
+    with user_errors():
+        images = runner.collect_images(inputs, split)
+        _print_json(sweeps.sample_quality(images, model, count, sampling.parse_size(size), Path(out_dir),
+                                          max_side=max_side, patch=patch,
+                                          progress=lambda s: stderr_console().print(s, markup=False)))
