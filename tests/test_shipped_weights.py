@@ -53,3 +53,25 @@ def test_shipped_c4_same_file_from_onnxruntime_and_torch(monkeypatch):
     a = np.asarray(codec.decompress(data, backend="onnxruntime"), np.int16)
     b = np.asarray(codec.decompress(data, backend="torch"), np.int16)
     assert np.abs(a - b).max() <= 2 and (a != b).mean() < 0.01
+
+
+@pytest.mark.parametrize("entry", [e for e in shipped_entries() if e.heads], ids=lambda e: e.name)
+def test_shipped_heads(entry, monkeypatch):
+    """Every shipped head verifies, records its training, and does what it is for on a real photo."""
+    monkeypatch.setenv("GCZ_WEIGHTS", "")
+    image = Image.open(EXAMPLE).convert("RGB")
+    for kind, head in entry.heads.items():
+        assert head.path.stat().st_size <= 16 * 2 ** 20
+        assert zoo.sha256_file(head.path) == head.sha256
+        assert head.info["training"]["iterations"] > 0
+    if entry.supports_realism:
+        data = codec.compress(image, model=entry.name)
+        original = np.asarray(image, np.float64)
+        low, full = (np.asarray(codec.decompress(data, realism=a), np.float64) for a in (0.0, 1.0))
+        # the low-distortion end is closer to the photo than the GAN output
+        assert np.mean((low - original) ** 2) < np.mean((full - original) ** 2)
+    if entry.has_sampler:
+        from gcodec import sampling
+
+        sample = next(sampling.sample_images(entry, 1, 128, 96, seed=0))
+        assert sample.shape == (96, 128, 3) and sample.std() > 1  # an image, not a flat field
