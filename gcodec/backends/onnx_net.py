@@ -33,7 +33,6 @@ import numpy as np
 
 from .. import __version__
 from ..errors import GczModelError
-from ..noise import latent_noise
 from ..zoo import ModelEntry, head_entry, read_verified
 
 #: Bump when what is cached changes (graph interface, export rewrites).
@@ -125,7 +124,8 @@ def _cache_key(entry: ModelEntry) -> tuple[str, str]:
 
 
 def _head_hashes(entry: ModelEntry) -> dict[str, str]:
-    return {kind: head.sha256 for kind, head in sorted(entry.heads.items()) if kind == "realism"}
+    """The sha256 of the heads baked into the graphs: the realism head, if any."""
+    return {"realism": entry.heads["realism"].sha256} if entry.supports_realism else {}
 
 
 def _valid(entry: ModelEntry, folder: Path) -> bool:
@@ -174,9 +174,8 @@ class OnnxNetwork:
             if key in _loaded:
                 return _loaded[key]
             read_verified(entry)  # the weights are checked on every load, cached graphs or not (~6 ms)
-            for kind, head in entry.heads.items():
-                if kind == "realism":
-                    read_verified(head, f"realism head of {entry.name}")
+            if entry.supports_realism:
+                read_verified(entry.heads["realism"], f"realism head of {entry.name}")
             folder = graph_dir(entry)
             # sessions are created lazily: a graph that passes the size check but that ONNX Runtime
             # cannot load is noticed, and rebuilt, at its first use (_run)
@@ -204,11 +203,11 @@ class OnnxNetwork:
     def generator_input(self, symbols: np.ndarray, seed: int | None = None) -> np.ndarray:
         """The symbols themselves (1, C, h, w), which the exported generator dequantizes; for models
         with a noise input, the dequantized latent with the noise of ``seed`` (:mod:`gcodec.noise`)."""
-        arch = self.entry.arch
-        if not arch.noise_channels:
+        if not self.entry.arch.noise_channels:
             return np.ascontiguousarray(symbols, dtype=np.int64)[None]
-        latent = (np.asarray(symbols, dtype=np.float32) - np.float32(arch.levels // 2))[None]
-        return np.concatenate([latent, latent_noise(seed, arch.noise_channels, *latent.shape[2:])], axis=1)
+        from . import float_latent
+
+        return float_latent(symbols, self.entry.arch, seed)
 
     def _feed(self, latent: np.ndarray) -> dict[str, np.ndarray]:
         dtype = np.float32 if self.entry.arch.noise_channels else np.int64

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from ..errors import GczModelError
-from ..noise import latent_noise
 from ..zoo import ModelEntry, load_head, load_model
 
 
@@ -39,19 +38,12 @@ class TorchNetwork:
         x = torch.from_numpy(image).to(self.device)
         return self.model.encode_symbols(x).cpu().numpy()
 
-    @torch.no_grad()
     def generator_input(self, symbols: np.ndarray, seed: int | None = None) -> np.ndarray:
-        """Dequantized symbols (1, C, h, w), plus noise channels drawn from ``seed`` for noise models.
+        """Dequantized symbols (1, C, h, w), plus noise channels drawn from ``seed`` for noise models
+        (:func:`gcodec.backends.float_latent`, as :meth:`GCModel.decode_symbols` draws them)."""
+        from . import float_latent
 
-        Noise is drawn once for the whole latent from ``seed`` (:func:`gcodec.noise.latent_noise`),
-        exactly as :meth:`GCModel.decode_symbols` draws it, so tiles cut the same noise.
-        """
-        s = torch.from_numpy(np.ascontiguousarray(symbols)).to(self.device).unsqueeze(0)
-        latent = self.model.quantizer.dequantize(s).float().cpu().numpy()
-        channels = self.model.config.noise_channels
-        if channels:
-            latent = np.concatenate([latent, latent_noise(seed, channels, *latent.shape[2:])], axis=1)
-        return latent
+        return float_latent(symbols, self.model.config, seed)
 
     @torch.no_grad()
     def generate(self, latent: np.ndarray) -> np.ndarray:

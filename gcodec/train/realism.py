@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .. import zoo
-from ..models.orp import HeadConfig, ResidualHead, generator_features, head_config_for
+from ..models.orp import ResidualHead, generator_features, head_config_for
 from .data import CropSampler, load_dataset
 from .loop import atomic_save, session_summary
 
@@ -116,6 +116,6 @@ def train_head(cfg: RealismTrainConfig, status: Callable[[str], None] = print) -
 def load_head_checkpoint(path: Path) -> tuple[ResidualHead, dict[str, Any]]:
     """The head of a run's ``head.pt`` and the checkpoint's metadata."""
     state = torch.load(path, map_location="cpu", weights_only=False)
-    head = ResidualHead(HeadConfig.from_dict(state["head_config"]))
+    head = zoo.build_head("realism", state["head_config"])
     head.load_state_dict(state["head"])
     return head.eval(), state

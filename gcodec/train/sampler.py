@@ -171,6 +171,6 @@ def train_sampler(cfg: SamplerTrainConfig, status: Callable[[str], None] = print
 def load_sampler_checkpoint(path: Path) -> tuple[CodeGenerator, dict[str, Any]]:
     """The code generator of a run's ``sampler.pt`` and the checkpoint's metadata."""
     state = torch.load(path, map_location="cpu", weights_only=False)
-    gen = CodeGenerator(SamplerConfig.from_dict(state["sampler_config"]))
+    gen = zoo.build_head("sampler", state["sampler_config"])
     gen.load_state_dict(state["generator"])
     return gen.eval(), state
