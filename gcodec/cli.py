@@ -14,13 +14,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
 from .cli_common import fail, stderr_console, user_errors, user_errors_record
 from .errors import GczError, GczInputError
+
+if TYPE_CHECKING:
+    from .selective import Selection
 
 STDIO = "-"
 
@@ -222,13 +225,31 @@ def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("-m", "--model", help="Model name (see 'gcz models'); overrides --channels' default.")
 @click.option("--realism", type=float, default=None,
               help="Default realism to store in the file, 0 (low distortion) .. 1 (full GAN); decoders may override.")
+@click.option("--preserve-box", "boxes", multiple=True, metavar="X,Y,W,H",
+              help="Selective compression: keep this rectangle (repeatable); the rest is synthesized.")
+@click.option("--preserve-mask", "mask_path", default=None, metavar="MASK.png",
+              help="Selective compression: keep the white pixels of a mask of the image's size.")
+@click.option("--preserve", "preserve", default=None, metavar="CLASS[,CLASS...]",
+              help="Selective compression: keep these label-map classes (ids, 'person', 'all').")
+@click.option("--synthesize", "synthesize", default=None, metavar="CLASS[,CLASS...]",
+              help="Selective compression: synthesize these classes, keep the rest (ids, 'person', 'all').")
+@click.option("--labels", "labels_path", default=None, metavar="LABELS.png",
+              help="Your own label map (one class id per pixel) instead of the automatic one.")
+@click.option("--label-cell", type=click.Choice(["1", "2", "4", "8", "16"]), default="8", show_default=True,
+              help="Label-map cell side in pixels: finer boundaries cost more bytes.")
 @runtime_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, model: str | None,
-             realism: float | None, backend: str, device: str, max_pixels: int | None, force: bool,
-             as_json: bool) -> None:
-    """Compress images to .gcz files."""
+             realism: float | None, boxes: tuple[str, ...], mask_path: str | None, preserve: str | None,
+             synthesize: str | None, labels_path: str | None, label_cell: str, backend: str, device: str,
+             max_pixels: int | None, force: bool, as_json: bool) -> None:
+    """Compress images to .gcz files.
+
+    With --preserve-box, --preserve-mask, --preserve or --synthesize the file is
+    selectively compressed: a selective model (default C = 8) keeps the chosen
+    regions and synthesizes the rest from a label map stored in the file.
+    """
     from . import backends
     from . import realism as realism_mod
     from .codec import compress_loaded, resolve_model
@@ -237,10 +258,17 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
     with user_errors():
         if as_json and output == STDIO:
             raise GczInputError("--json cannot be combined with -o - (stdout carries the file)")
-        entry = resolve_model(channels, model)
+        selection = selection_from_options(boxes, mask_path, preserve, synthesize)
+        if selection is None and labels_path is not None:
+            raise GczInputError("--labels needs a selection: --preserve-box, --preserve-mask, --preserve "
+                                "or --synthesize")
+        entry = resolve_model(channels, model, selective=selection is not None)
         if realism is not None:
             realism_mod.to_steps(entry, realism)  # refuse a bad value before any input is read
-        backend, device = backends.choose(entry, backend, device)
+        if selection is None:
+            backend, device = backends.choose(entry, backend, device)
+        elif labels_path is not None and not Path(labels_path).is_file():
+            raise GczInputError(f"--labels: {labels_path}: no such file")
         jobs = plan_jobs(inputs, output, ".gcz", force)
 
     def work(job: Job) -> dict[str, Any]:
@@ -249,7 +277,11 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
         for note in image.notes:
             sys.stderr.write(f"gcz: warning: {job.source}: {note}\n")
         t0 = time.perf_counter()
-        data = compress_loaded(image, entry, device, backend, realism)
+        if selection is None:
+            data = compress_loaded(image, entry, device, backend, realism)
+        else:
+            from .selective import compress_image
+            data = compress_image(image, entry, selection, labels_path, int(label_cell), device)
         seconds = time.perf_counter() - t0
         write_output(job.target, data)
         return {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
@@ -359,10 +391,31 @@ def sample(count: int, out_dir: str, channels: int | None, model: str | None, se
         stderr_console().print(f"{count} images in {out_dir}", markup=False)
 
 
+def selection_from_options(boxes: tuple[str, ...], mask_path: str | None, preserve: str | None,
+                           synthesize: str | None) -> "Selection | None":
+    """The selection the compress options describe, or None for plain GC compression."""
+    from .selective import Selection, parse_box, parse_classes
+
+    if not boxes and mask_path is None and preserve is None and synthesize is None:
+        return None
+    mask = None
+    if mask_path is not None:
+        from .imageio import load_mask
+        mask = load_mask(mask_path)
+    return Selection(boxes=tuple(parse_box(b) for b in boxes), mask=mask,
+                     preserve=parse_classes(preserve, "--preserve") if preserve is not None else (),
+                     synthesize=parse_classes(synthesize, "--synthesize") if synthesize is not None else ())
+
+
 @main.command()
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def info(file: str, as_json: bool) -> None:
+@click.option("--labels-svg", "svg_out", default=None, metavar="OUT.svg",
+              help="Selective files: write the stored label map as an SVG.")
+@click.option("--heatmap", "heat_out", default=None, metavar="OUT.png",
+              help="Selective files: write the stored heatmap (white = preserved) as a PNG.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing --labels-svg / --heatmap outputs.")
+def info(file: str, as_json: bool, svg_out: str | None, heat_out: str | None, force: bool) -> None:
     """Show a .gcz file's header and sections (runs no network)."""
     from . import container, limits, zoo
 
@@ -370,6 +423,11 @@ def info(file: str, as_json: bool) -> None:
         data = read_input(file)
         gcz = container.read(data)
         sections = container.read_sections(data)
+        if (svg_out or heat_out) and gcz.selective is None:
+            raise GczInputError(f"{file} is not selectively compressed: it has no label map or heatmap")
+        for target in (svg_out, heat_out):
+            if target:
+                check_writable(target, force)
         try:
             entry = zoo.find_model(gcz.model_name, gcz.model_hash)
             installed = True
@@ -389,6 +447,21 @@ def info(file: str, as_json: bool) -> None:
         }
         if entry is not None:
             record["bpp_bound"] = entry.bpp_bound
+        if gcz.selective is not None:
+            from . import selective
+            parts = selective.read_parts(gcz)
+            sel = gcz.selective
+            record["selective"] = {
+                "preserved_positions": int(parts.heatmap.sum()), "latent_positions": int(parts.heatmap.size),
+                "preserved_fraction": round(float(parts.heatmap.mean()), 4),
+                "label_cell": sel.cell, "label_classes": sel.classes, "label_regions": sel.regions,
+                "label_edges": parts.labels.edge_count,
+                "label_bytes": next(len(s.body) for s in sections if s.type == container.SEC_LABELS),
+                "heatmap_bytes": len(sel.heatmap_code)}
+            if svg_out:
+                write_output(svg_out, selective.label_svg(gcz).encode())
+            if heat_out:
+                write_output(heat_out, selective.heatmap_png(gcz))
         if as_json:
             click.echo(json.dumps(record))
             return
@@ -400,6 +473,8 @@ def info(file: str, as_json: bool) -> None:
             if key == "sections":
                 value = ", ".join(f"{s['name']}({s['bytes']} B{', critical' if s['critical'] else ''})"
                                   for s in value)
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items())
             table.add_row(key, f"{value:.5f}" if isinstance(value, float) else str(value))
         Console().print(table)
 

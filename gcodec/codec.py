@@ -7,6 +7,7 @@ floating-point synthesis may differ in the last bits between machines.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -16,21 +17,31 @@ from . import realism as realism_mod
 from .errors import GczInputError
 from .imageio import ImageLike, LoadedImage, load_image, pad_image, to_pil
 
+if TYPE_CHECKING:
+    from .selective.selection import Selection
+
 #: Smallest padded side: the networks' reflection padding needs a latent of at least 2x2.
 MIN_PADDED_SIDE = container.MIN_LATENT_SIDE * 16
 VALID_CHANNELS = (2, 4, 8)
 
 
-def resolve_model(channels: int | None, model: str | None) -> zoo.ModelEntry:
-    """The model entry for ``--model`` or, if absent, the default model for ``channels``."""
+def resolve_model(channels: int | None, model: str | None, selective: bool = False) -> zoo.ModelEntry:
+    """The model entry for ``--model`` or, if absent, the default model for ``channels``.
+
+    ``selective`` asks for a selective-compression model (default C = 8, the paper's SC setting).
+    """
     if model is None:
-        channels = 4 if channels is None else channels
+        channels = (8 if selective else 4) if channels is None else channels
         if channels not in VALID_CHANNELS:
             raise GczInputError(f"--channels must be one of {', '.join(map(str, VALID_CHANNELS))}, not {channels}")
-        model = zoo.default_model_name(channels)
+        model = zoo.default_model_name(channels, selective)
     entry = zoo.find_model(model)
     if channels is not None and entry.arch.latent_channels != channels:
         raise GczInputError(f"model {entry.name} has {entry.arch.latent_channels} channels, not {channels}")
+    if entry.arch.selective != selective:
+        raise GczInputError(f"model {entry.name} is a selective-compression model: say what to preserve "
+                            "(--preserve-box, --preserve-mask, --preserve, --synthesize)" if entry.arch.selective
+                            else f"model {entry.name} is not a selective-compression model")
     return entry
 
 
@@ -55,9 +66,16 @@ def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "au
     return container.write(gcz)
 
 
-def compress(image: ImageLike, channels: int | None = 4, model: str | None = None, device: str = "auto",
-             backend: str = "auto", max_pixels: int | None = None, realism: float | None = None) -> bytes:
+def compress(image: ImageLike, channels: int | None = None, model: str | None = None, device: str = "auto",
+             backend: str = "auto", max_pixels: int | None = None, realism: float | None = None,
+             selection: "Selection | None" = None, labels: ImageLike | None = None,
+             label_cell: int = 8) -> bytes:
     """Compress an image (path, bytes, PIL image or uint8 array) to ``.gcz`` bytes.
+
+    With a non-empty ``selection`` the file is selectively compressed
+    (:mod:`gcodec.selective`): an SC model (default C = 8) codes the latent only
+    where the selection asks to preserve, and the rest is synthesized from the
+    label map stored in the file.
 
     Args:
         image: anything :func:`gcodec.imageio.load_image` accepts.
@@ -67,9 +85,21 @@ def compress(image: ImageLike, channels: int | None = 4, model: str | None = Non
         backend: ``auto`` (ONNX Runtime when installed), ``onnxruntime`` or ``torch``.
         max_pixels: refuse larger images (default: :mod:`gcodec.limits`).
         realism: default realism in [0, 1] to store in the file (models with a realism head only).
+        selection: what to preserve (:class:`gcodec.selective.Selection`); None or empty: plain GC.
+        labels: a label image (one class per pixel, the image's size) instead of the automatic label map.
+        label_cell: label-map cell side in pixels (1, 2, 4, 8 or 16).
     """
-    entry = resolve_model(channels if model is None else None, model)
-    return compress_loaded(load_image(image, max_pixels), entry, device, backend, realism)
+    selective = selection is not None and not selection.empty
+    if not selective and labels is not None:
+        raise GczInputError("a label map is only used with a selection of what to preserve")
+    entry = resolve_model(channels, model, selective)
+    loaded = load_image(image, max_pixels)
+    if not selective:
+        return compress_loaded(loaded, entry, device, backend, realism)
+    if realism is not None:
+        realism_mod.to_steps(entry, realism)
+    from .selective import compress_image
+    return compress_image(loaded, entry, selection, labels, label_cell, device)
 
 
 def read_header(data: bytes) -> container.GczFile:
@@ -103,6 +133,10 @@ def decompress(data: bytes, device: str = "auto", seed: int | None = None, backe
     gcz = container.read(data)
     limits.check_pixels(gcz.width, gcz.height, max_pixels, "declared image")
     entry = zoo.find_model(gcz.model_name, gcz.model_hash)
+    if gcz.selective is not None or entry.arch.selective:
+        from .selective import decompress_file
+        realism_mod.resolve(entry, gcz.realism, realism)  # SC models have no realism head: A < 1 is refused
+        return to_pil(decompress_file(gcz, entry, device))
     if (entry.arch.latent_channels, entry.arch.levels) != (gcz.channels, gcz.levels):
         raise GczInputError(f"model {entry.name} does not match the file's latent description")
     if gcz.downsampling != tiling.SCALE:

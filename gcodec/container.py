@@ -29,9 +29,11 @@ SEC_LATENT = 0x03
 SEC_TABLES = 0x04
 SEC_PAYLOAD = 0x05
 SEC_REALISM = 0x06   # optional: the encoder's default realism (format_spec.md 3.6)
+SEC_HEATMAP = 0x07   # critical, selective compression: which latent positions are coded (3.7)
+SEC_LABELS = 0x08    # critical, selective compression: the label map as vector graphics (3.8)
 #: Names of the section types this version knows, for ``gcz info``.
-SECTION_NAMES = {SEC_IMAGE: "IMAGE", SEC_MODEL: "MODEL", SEC_LATENT: "LATENT",
-                 SEC_TABLES: "TABLES", SEC_PAYLOAD: "PAYLOAD", SEC_REALISM: "REALISM"}
+SECTION_NAMES = {SEC_IMAGE: "IMAGE", SEC_MODEL: "MODEL", SEC_LATENT: "LATENT", SEC_TABLES: "TABLES",
+                 SEC_PAYLOAD: "PAYLOAD", SEC_REALISM: "REALISM", SEC_HEATMAP: "HEATMAP", SEC_LABELS: "LABELS"}
 REQUIRED_SECTIONS = (SEC_IMAGE, SEC_MODEL, SEC_LATENT, SEC_TABLES, SEC_PAYLOAD)
 
 FLAG_CRITICAL = 0x01
@@ -39,6 +41,8 @@ MAX_DIMENSION = 65535
 MIN_LATENT_SIDE = 2
 MODEL_HASH_SIZE = 4
 MAX_MODEL_NAME = 64
+#: Cell sides a LABELS section may use (they divide the 16-pixel padding multiple).
+LABEL_CELLS = (1, 2, 4, 8, 16)
 #: REALISM stores alpha in steps of 1/REALISM_STEPS (one byte, 0..REALISM_STEPS).
 REALISM_STEPS = 100
 
@@ -62,6 +66,37 @@ class Section:
         return SECTION_NAMES.get(self.type, f"UNKNOWN_0x{self.type:02x}")
 
 
+@dataclass(frozen=True)
+class SelectiveData:
+    """The selective-compression sections of a file (format_spec.md 3.7, 3.8), still range coded.
+
+    Attributes:
+        heatmap_code: HEATMAP body: the coded 0/1 map over the latent grid.
+        cell: label-map cell side in pixels (one of :data:`LABEL_CELLS`).
+        classes: number of label classes K (1..255).
+        background: the class of every cell outside the stored regions.
+        regions: number of stored regions.
+        regions_code: the coded region stream (classes, loops, runs).
+    """
+
+    heatmap_code: bytes
+    cell: int
+    classes: int
+    background: int
+    regions: int
+    regions_code: bytes
+
+    def label_grid(self, height: int, width: int) -> tuple[int, int]:
+        """(rows, columns) of the label grid: the padded image in cells."""
+        ph, pw = padded_sides(height, width)
+        return ph // self.cell, pw // self.cell
+
+
+def padded_sides(height: int, width: int) -> tuple[int, int]:
+    """The image padded to a multiple of 16, at least 32 per side (format_spec.md 3.3)."""
+    return (16 * max(MIN_LATENT_SIDE, math.ceil(height / 16)), 16 * max(MIN_LATENT_SIDE, math.ceil(width / 16)))
+
+
 @dataclass
 class GczFile:
     """Everything a version-1 ``.gcz`` file holds.
@@ -76,6 +111,7 @@ class GczFile:
         tables: per-channel frequency tables.
         payload: range-coded symbols.
         realism: the encoder's default realism in 1/100 steps (0..100), or None (decode at 1).
+        selective: HEATMAP and LABELS of a selectively compressed file, or None (GC).
         extra_sections: unknown optional sections, kept verbatim.
     """
 
@@ -89,11 +125,15 @@ class GczFile:
     tables: FrequencyTables
     payload: bytes
     realism: int | None = None
+    selective: SelectiveData | None = None
     extra_sections: list[Section] = field(default_factory=list)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
-        """(C, h, w) of the coded latent."""
+        """(C, h, w) of the latent grid (for SC files: the padded image / downsampling)."""
+        if self.selective is not None:
+            ph, pw = padded_sides(self.height, self.width)
+            return self.channels, ph // self.downsampling, pw // self.downsampling
         return (self.channels,) + latent_size(self.height, self.width, self.downsampling)
 
 
@@ -221,10 +261,28 @@ def write(gcz: GczFile) -> bytes:
         if not 0 <= gcz.realism <= REALISM_STEPS:
             raise GczFormatError(f"realism {gcz.realism} outside 0..{REALISM_STEPS}")
         out += _section(SEC_REALISM, bytes([gcz.realism]), critical=False)
+    if gcz.selective is not None:
+        sel = gcz.selective
+        _check_selective(gcz.width, gcz.height, gcz.downsampling, sel)
+        out += _section(SEC_HEATMAP, sel.heatmap_code)
+        out += _section(SEC_LABELS, bytes([sel.cell, sel.classes, sel.background]) + write_uleb128(sel.regions)
+                        + sel.regions_code)
     for sec in gcz.extra_sections:
         out += _section(sec.type, sec.body, sec.critical)
     out += struct.pack("<I", zlib.crc32(out))
     return bytes(out)
+
+
+def _check_selective(width: int, height: int, downsampling: int, sel: SelectiveData) -> None:
+    if downsampling not in (8, 16):
+        raise GczFormatError(f"selective files need downsampling 8 or 16, not {downsampling}")
+    if sel.cell not in LABEL_CELLS:
+        raise GczFormatError(f"label cell {sel.cell} is not one of {', '.join(map(str, LABEL_CELLS))}")
+    if not 1 <= sel.classes <= 255 or sel.background >= sel.classes:
+        raise GczFormatError("invalid label classes or background class")
+    rows, cols = sel.label_grid(height, width)
+    if sel.regions > rows * cols:
+        raise GczFormatError(f"LABELS declares {sel.regions} regions on a {cols}x{rows} grid")
 
 
 # ---------------------------------------------------------------- reading
@@ -315,5 +373,15 @@ def read(data: bytes) -> GczFile:
         r.done()
         if realism > REALISM_STEPS:
             raise GczFormatError(f"REALISM value {realism} outside 0..{REALISM_STEPS}")
+    selective = None
+    if (SEC_HEATMAP in by_type) != (SEC_LABELS in by_type):
+        raise GczFormatError("HEATMAP and LABELS sections must come together")
+    if SEC_LABELS in by_type:
+        r = _Reader(by_type[SEC_LABELS].body, "LABELS section")
+        cell, classes, background = r.u8(), r.u8(), r.u8()
+        count = r.uleb128()
+        selective = SelectiveData(by_type[SEC_HEATMAP].body, cell, classes, background, count,
+                                  r.take(r.remaining()))
+        _check_selective(width, height, downsampling, selective)
     return GczFile(width, height, model_name, model_hash, channels, levels, downsampling,
-                   tables, by_type[SEC_PAYLOAD].body, realism, extra)
+                   tables, by_type[SEC_PAYLOAD].body, realism, selective, extra)

@@ -18,13 +18,16 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from range_coder import RangeDecoder, RangeEncoder
 
 from .errors import GczEntropyError
+
+T = TypeVar("T")
 
 #: Smallest and largest table precision P (tables sum to 2^P).
 MIN_PRECISION = 2
@@ -149,22 +152,46 @@ def _private_temp() -> str:
     return path
 
 
-def encode(symbols: np.ndarray, tables: FrequencyTables) -> bytes:
-    """Range-code ``symbols`` (C, ...) channel by channel, channel c with table c."""
-    flat = _check_symbols(symbols, tables)
+def run_encoder(fill: Callable[[RangeEncoder], None]) -> bytes:
+    """Bytes a :class:`RangeEncoder` produces while ``fill`` codes into it (private temporary file)."""
     path = _private_temp()
     try:
         encoder = RangeEncoder(path)
         try:
-            for c in range(tables.channels):
-                if flat.shape[1]:
-                    encoder.encode(flat[c].astype(np.int64).tolist(), tables.cumulative(c))
+            fill(encoder)
         finally:
             encoder.close()
         with open(path, "rb") as fh:
             return fh.read()
     finally:
         os.unlink(path)
+
+
+def run_decoder(payload: bytes, read: Callable[[RangeDecoder], T]) -> T:
+    """What ``read`` decodes from ``payload`` with a :class:`RangeDecoder` (private temporary file)."""
+    path = _private_temp()
+    try:
+        with open(path, "wb") as fh:
+            fh.write(payload)
+        decoder = RangeDecoder(path)
+        try:
+            return read(decoder)
+        finally:
+            decoder.close()
+    finally:
+        os.unlink(path)
+
+
+def encode(symbols: np.ndarray, tables: FrequencyTables) -> bytes:
+    """Range-code ``symbols`` (C, ...) channel by channel, channel c with table c."""
+    flat = _check_symbols(symbols, tables)
+
+    def fill(encoder: RangeEncoder) -> None:
+        for c in range(tables.channels):
+            if flat.shape[1]:
+                encoder.encode(flat[c].astype(np.int64).tolist(), tables.cumulative(c))
+
+    return run_encoder(fill)
 
 
 def decode(payload: bytes, tables: FrequencyTables, shape: tuple[int, ...]) -> np.ndarray:
@@ -176,18 +203,8 @@ def decode(payload: bytes, tables: FrequencyTables, shape: tuple[int, ...]) -> n
     if not shape or shape[0] != tables.channels:
         raise GczEntropyError("decode shape does not match the tables")
     per_channel = math.prod(shape[1:])
-    path = _private_temp()
-    try:
-        with open(path, "wb") as fh:
-            fh.write(payload)
-        decoder = RangeDecoder(path)
-        try:
-            rows = [decoder.decode(per_channel, tables.cumulative(c)) if per_channel else []
-                    for c in range(tables.channels)]
-        finally:
-            decoder.close()
-    finally:
-        os.unlink(path)
+    rows = run_decoder(payload, lambda decoder: [decoder.decode(per_channel, tables.cumulative(c))
+                                                 if per_channel else [] for c in range(tables.channels)])
     out = np.asarray(rows, dtype=np.int64).reshape(shape)
     if out.size and (out.min() < 0 or out.max() >= tables.levels):
         raise GczEntropyError("decoded symbol out of range")

@@ -148,6 +148,20 @@ def pad_image(pixels: np.ndarray, multiple: int, minimum: int) -> np.ndarray:
     return np.pad(pixels, ((0, ph - pixels.shape[0]), (0, pw - pixels.shape[1]), (0, 0)), mode="symmetric")
 
 
+def load_mask(path: str | Path) -> np.ndarray:
+    """A mask image (any mode) as (H, W) bool: True where its luminance is above half (white = keep)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.width * img.height > limits.max_pixels():
+                raise GczInputError(f"mask {path} exceeds the pixel limit")
+            return np.asarray(img.convert("L")) > 127
+    except FileNotFoundError:
+        raise GczInputError(f"mask {path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise GczInputError(f"mask {path}: not a readable image ({exc})") from None
+
+
 def to_pil(pixels: np.ndarray) -> Image.Image:
     """uint8 (H, W, 3) array to a PIL RGB image."""
     return Image.fromarray(np.ascontiguousarray(pixels), "RGB")

@@ -94,9 +94,9 @@ class ModelEntry:
 
     @property
     def bpp_bound(self) -> float:
-        """Architectural rate bound C*log2(L)/256 in bits per pixel."""
+        """Architectural rate bound C*log2(L)/d^2 in bits per pixel (d = 16 for GC, 8 for SC, all preserved)."""
         import math
-        return self.arch.latent_channels * math.log2(self.arch.levels) / 256
+        return self.arch.latent_channels * math.log2(self.arch.levels) / self.arch.downsampling ** 2
 
 
 def search_dirs() -> list[Path]:
@@ -154,13 +154,19 @@ def list_models() -> list[ModelEntry]:
     return list(seen.values())
 
 
-def default_model_name(channels: int) -> str:
-    """Registry name of the default model for C latent channels.
+def default_key(channels: int, selective: bool = False) -> str:
+    """Key of the manifest's ``defaults``: ``"C"`` for GC models, ``"scC"`` for selective ones."""
+    return f"sc{channels}" if selective else str(channels)
+
+
+def default_model_name(channels: int, selective: bool = False) -> str:
+    """Registry name of the default model for C latent channels (GC, or SC with ``selective``).
 
     The first manifest (in search order) whose ``defaults`` maps C decides, so
     a release can make a retrained model the default while the models that
     wrote older files stay installed under their own names.
     """
+    key = default_key(channels, selective)
     for directory in search_dirs():
         path = directory / MANIFEST_NAME
         if path.is_file():
@@ -168,9 +174,9 @@ def default_model_name(channels: int) -> str:
                 defaults = json.loads(path.read_text()).get("defaults", {})
             except ValueError:
                 continue
-            if str(channels) in defaults:
-                return str(defaults[str(channels)])
-    return f"gcz-c{channels}"
+            if key in defaults:
+                return str(defaults[key])
+    return f"gcz-sc-c{channels}" if selective else f"gcz-c{channels}"
 
 
 def find_model(name: str, hash_prefix: bytes | None = None) -> ModelEntry:
@@ -211,6 +217,61 @@ def read_verified(entry: ModelEntry | HeadEntry, what: str | None = None) -> byt
     if hashlib.sha256(blob).hexdigest() != entry.sha256:
         raise GczModelError(f"{what} ({entry.path.name}) fail their sha256 checksum")
     return blob
+
+
+@dataclass(frozen=True)
+class LabellerEntry:
+    """The label codebook of automatic label maps (:mod:`gcodec.selective.autolabel`).
+
+    Attributes:
+        name: its manifest name (``labels-k12``).
+        path: the codebook JSON beside the manifest.
+        sha256: hex digest the file must have.
+        info: the rest of the entry (classes, cell, training data).
+    """
+
+    name: str
+    path: Path
+    sha256: str
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def labeller_entry() -> LabellerEntry:
+    """The first ``labeller`` entry of the manifests in :func:`search_dirs` order."""
+    for directory in search_dirs():
+        path = directory / MANIFEST_NAME
+        if not path.is_file():
+            continue
+        try:
+            item = json.loads(path.read_text()).get("labeller")
+            if item:
+                return LabellerEntry(item["name"], directory / _plain_file_name(item["file"], path),
+                                     item["sha256"].lower(),
+                                     {k: v for k, v in item.items() if k not in ("name", "file", "sha256")})
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise GczModelError(f"{path}: malformed labeller entry ({exc})") from None
+    raise GczModelError("no label codebook installed (manifest 'labeller' entry); reinstall gcz")
+
+
+def labeller_path() -> Path:
+    """Path of the installed label codebook."""
+    return labeller_entry().path
+
+
+def read_labeller() -> str:
+    """The installed label codebook's text, verified against its sha256."""
+    entry = labeller_entry()
+    return read_verified(entry, f"label codebook {entry.name}").decode()
+
+
+def register_labeller(directory: Path, name: str, file: str, sha256: str, info: dict[str, Any]) -> None:
+    """Set the ``labeller`` entry of ``directory/manifest.json`` (atomic write)."""
+    path = directory / MANIFEST_NAME
+    doc = json.loads(path.read_text()) if path.is_file() else {"manifest_version": MANIFEST_VERSION, "models": {}}
+    doc["labeller"] = {"name": name, "file": file, "sha256": sha256, **info}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def head_entry(entry: ModelEntry, kind: str) -> HeadEntry:
@@ -270,11 +331,12 @@ def load_model(entry: ModelEntry, device: str = "cpu") -> Any:
 
     from .models.gc import GCModel
     from .models.layers import set_fixed_norm
+    from .models.sc import SCModel
 
     blob = read_verified(entry)
     try:
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-        model = GCModel(entry.arch)
+        model = SCModel(entry.arch) if entry.arch.selective else GCModel(entry.arch)
         model.load_state_dict(expand_state(state))
     except Exception as exc:  # noqa: BLE001 - any load failure is a model error for the user
         raise GczModelError(f"weights of {entry.name} do not fit its architecture: {exc}") from None
@@ -378,7 +440,7 @@ def register_model(directory: Path, name: str, weight_file: str, sha256: str, ar
     path = directory / MANIFEST_NAME
     doc = json.loads(path.read_text()) if path.is_file() else {"manifest_version": MANIFEST_VERSION, "models": {}}
     if default:
-        doc.setdefault("defaults", {})[str(arch.latent_channels)] = name
+        doc.setdefault("defaults", {})[default_key(arch.latent_channels, arch.selective)] = name
     previous = doc["models"].get(name, {})
     doc["models"][name] = {"file": weight_file, "sha256": sha256, "arch": arch.to_dict(),
                            "fixed_norm": fixed_norm, **(info or {})}

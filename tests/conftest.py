@@ -32,6 +32,26 @@ def _register_tiny(directory: Path, name: str, config, seed: int) -> GCModel:
     return model
 
 
+#: The tiny selective-compression model (C = 8, the shipped codebook's 12 classes).
+SC_MODEL = "gcz-sc-c8"
+SC_CLASSES = 12
+
+
+def register_tiny_sc(directory: Path, name: str = SC_MODEL, seed: int = 7):
+    """Register a tiny random SC model (spread latents, so that all levels occur)."""
+    from gcodec.models.sc import SCModel
+
+    torch.manual_seed(seed)
+    model = SCModel(dataclasses.replace(named_config("tiny", 8), selective_classes=SC_CLASSES))
+    with torch.no_grad():
+        model.encoder[-1][-1].weight.mul_(20.0)
+    path = directory / f"{name}.pt"
+    sha = zoo.save_weights(model, path)
+    zoo.register_model(directory, name, path.name, sha, model.config,
+                       info={"training": {"iterations": 0, "data": "none (test model)"}})
+    return model
+
+
 def add_tiny_heads(directory: Path, model: GCModel, name: str = HEADED_MODEL, seed: int = 0) -> None:
     """Give ``name`` a random (non-zero) realism head and a random latent sampler."""
     from gcodec.models.orp import ResidualHead, head_config_for
@@ -57,6 +77,7 @@ def make_tiny_weights(directory: Path, channels=TINY_CHANNELS, seed: int = 0, he
         if heads and f"gcz-c{c}" == HEADED_MODEL:
             add_tiny_heads(directory, model)
     if heads:
+        register_tiny_sc(directory)
         _register_tiny(directory, STOCHASTIC_MODEL, dataclasses.replace(named_config("tiny", 2), noise_channels=2),
                        seed + 100)
 

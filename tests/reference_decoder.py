@@ -76,7 +76,150 @@ def parse(data: bytes) -> dict:
         if len(sections[6]) != 1 or sections[6][0] > 100:
             raise SpecError("bad REALISM section")
         out["realism"] = sections[6][0] / 100
+    # 3.7 / 3.8 (selective compression): both or neither; the latent covers the padded image
+    out["selective"] = None
+    if (7 in sections) != (8 in sections):
+        raise SpecError("HEATMAP without LABELS or the reverse")
+    if 7 in sections:
+        ph = 16 * max(2, math.ceil(height / 16))
+        pw = 16 * max(2, math.ceil(width / 16))
+        if ds not in (8, 16):
+            raise SpecError("selective files need D = 8 or 16")
+        out["latent_h"], out["latent_w"] = ph // ds, pw // ds
+        labels = sections[8]
+        cell, classes, background = labels[0], labels[1], labels[2]
+        if cell not in (1, 2, 4, 8, 16) or not 1 <= classes <= 255 or background >= classes:
+            raise SpecError("bad LABELS header")
+        regions, p = _uleb(labels, 3)
+        out["selective"] = {"heatmap": sections[7], "cell": cell, "classes": classes, "background": background,
+                            "regions": regions, "stream": labels[p:], "grid_h": ph // cell, "grid_w": pw // cell}
     return out
+
+
+class RangeDecoder:
+    """Section 5's decoder state, one symbol at a time with any cumulative table (5.1)."""
+
+    MASK = 0xFFFFFFFF
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+        self.rng, self.code = 0xFFFFFFFF, 0
+        for _ in range(4):
+            self.code = ((self.code << 8) | self._byte()) & self.MASK
+
+    def _byte(self) -> int:
+        byte = self.data[self.pos] if self.pos < len(self.data) else 0xFF
+        self.pos += 1
+        return byte
+
+    def decode(self, cum: list[int]) -> int:
+        total = cum[-1]
+        r = self.rng // total
+        target = min(total - 1, self.code // r)
+        s = 0
+        while cum[s + 1] <= target:
+            s += 1
+        self.code = (self.code - r * cum[s]) & self.MASK
+        self.rng = r * (cum[s + 1] - cum[s]) if cum[s + 1] != total else (self.rng - r * cum[s]) & self.MASK
+        while self.rng < (1 << 24):
+            self.rng = (self.rng << 8) & self.MASK
+            self.code = ((self.code << 8) | self._byte()) & self.MASK
+        return s
+
+
+class Adaptive:
+    """5.1: counts from 1, +24 per coded symbol, halved (rounding up) above a total of 65536."""
+
+    def __init__(self, decoder: RangeDecoder) -> None:
+        self.decoder, self.models = decoder, {}
+
+    def symbol(self, name: str, size: int) -> int:
+        freqs = self.models.setdefault(name, [1] * size)
+        cum = [0]
+        for f in freqs:
+            cum.append(cum[-1] + f)
+        s = self.decoder.decode(cum)
+        freqs[s] += 24
+        if sum(freqs) > 65536:
+            self.models[name] = [(f + 1) // 2 for f in freqs]
+        return s
+
+    def uint(self, name: str) -> int:
+        bits = self.symbol(name, 25)
+        if bits == 0:
+            return 0
+        v = 1
+        for _ in range(bits - 1):
+            v = (v << 1) | self.decoder.decode([0, 1, 2])
+        return v
+
+    def sint(self, name: str) -> int:
+        z = self.uint(name)
+        return z // 2 if z % 2 == 0 else -(z + 1) // 2
+
+    def nonzero(self, name: str) -> int:
+        negative = self.symbol(name + ".sign", 2)
+        v = self.uint(name) + 1
+        return -v if negative else v
+
+
+def decode_heatmap(header: dict) -> list[list[int]]:
+    """3.7: the heatmap bits, h rows of w."""
+    h, w = header["latent_h"], header["latent_w"]
+    model = Adaptive(RangeDecoder(header["selective"]["heatmap"]))
+    m = [[0] * w for _ in range(h)]
+    for y in range(h):
+        for x in range(w):
+            left = m[y][x - 1] if x > 0 else 0
+            up = m[y - 1][x] if y > 0 else 0
+            ul = m[y - 1][x - 1] if x > 0 and y > 0 else 0
+            ur = m[y - 1][x + 1] if y > 0 and x + 1 < w else 0
+            m[y][x] = model.symbol(f"heat.{left | up << 1 | ul << 2 | ur << 3}", 2)
+    return m
+
+
+def decode_label_grid(header: dict) -> list[list[int]]:
+    """3.8: decode the regions and rasterise them by the even-odd rule, row by row."""
+    sel = header["selective"]
+    gh, gw = sel["grid_h"], sel["grid_w"]
+    model = Adaptive(RangeDecoder(sel["stream"]))
+    grid = [[sel["background"]] * gw for _ in range(gh)]
+    budget = 2 * (gw + 1) * (gh + 1) + 4
+    px = py = 0
+    for _ in range(sel["regions"]):
+        label = model.symbol("class", sel["classes"])
+        verticals = []  # (column, row from, row to)
+        for _ in range(model.uint("loops") + 1):
+            x0, y0 = px + model.sint("start.x"), py + model.sint("start.y")
+            px, py = x0, y0
+            n = model.uint("runs")
+            budget -= 2 * n + 4
+            if budget < 0 or not (0 <= x0 <= gw and 0 <= y0 <= gh):
+                raise SpecError("bad loop")
+            x, y = x0, y0
+            for i in range(2 * n + 4):
+                if i < 2 * n + 2:
+                    run = model.nonzero("run.h" if i % 2 == 0 else "run.v")
+                else:
+                    run = x0 - x if i % 2 == 0 else y0 - y
+                    if run == 0:
+                        raise SpecError("loop does not close with a corner")
+                if i % 2 == 0:
+                    x += run
+                else:
+                    verticals.append((x, min(y, y + run), max(y, y + run)))
+                    y += run
+                if not (0 <= x <= gw and 0 <= y <= gh):
+                    raise SpecError("vertex outside the grid")
+        for r in range(gh):
+            columns = sorted(c for c, lo, hi in verticals if lo <= r < hi)
+            for a, b in zip(columns[0::2], columns[1::2]):  # even-odd: inside between pairs of crossings
+                for q in range(a, min(b, gw)):
+                    grid[r][q] = label
+            if len(columns) % 2:
+                for q in range(columns[-1], gw):
+                    grid[r][q] = label
+    return grid
 
 
 def range_decode(payload: bytes, freqs: list[list[int]], per_channel: int) -> list[list[int]]:
@@ -118,6 +261,18 @@ def range_decode(payload: bytes, freqs: list[list[int]], per_channel: int) -> li
 
 
 def decode_symbols(data: bytes) -> tuple[dict, list[list[int]]]:
-    """Parse a file and return (header, symbols per channel in row-major order)."""
+    """Parse a file and return (header, symbols per channel in row-major order).
+
+    For selective files these are the full grid's symbols: the coded ones where
+    the heatmap is 1, the centre symbol floor(L / 2) elsewhere (3.7, 5).
+    """
     header = parse(data)
-    return header, range_decode(header["payload"], header["freqs"], header["latent_h"] * header["latent_w"])
+    if header["selective"] is None:
+        return header, range_decode(header["payload"], header["freqs"], header["latent_h"] * header["latent_w"])
+    heat = [bit for row in decode_heatmap(header) for bit in row]
+    coded = range_decode(header["payload"], header["freqs"], sum(heat)) if sum(heat) else [[]] * header["channels"]
+    full = []
+    for channel in coded:
+        it = iter(channel)
+        full.append([next(it) if bit else header["levels"] // 2 for bit in heat])
+    return header, full

@@ -13,6 +13,8 @@ from typing import Any
 PAPER_ENCODER_WIDTHS = (60, 120, 240, 480, 960)
 #: Encoder downsampling factor: four stride-2 convolutions.
 DOWNSAMPLING = 16
+#: Encoder downsampling of selective-compression models (method.md section 2).
+SC_DOWNSAMPLING = 8
 #: Quantizer centers of the 5-level quantizer.
 DEFAULT_LEVELS = 5
 
@@ -32,6 +34,9 @@ class ArchConfig:
         norm: normalisation in E and G: ``instance`` (paper; switchable to fixed
             statistics) or ``none`` (per-channel affine, zero-initialised
             residual branches), which trains much faster from scratch.
+        selective_classes: 0 for a GC model; K > 0 makes it a selective (SC) model
+            (:mod:`gcodec.models.sc`): latents at 1/8 resolution, and a label-map
+            encoder F over K classes.
     """
 
     latent_channels: int = 4
@@ -42,6 +47,7 @@ class ArchConfig:
     disc_width: float = 1.0
     disc_scales: int = 3
     norm: str = "instance"
+    selective_classes: int = 0
 
     def __post_init__(self) -> None:
         if self.latent_channels < 1:
@@ -52,6 +58,8 @@ class ArchConfig:
             raise ValueError("width multipliers must be positive")
         if self.norm not in ("instance", "none"):
             raise ValueError("norm must be 'instance' or 'none'")
+        if not 0 <= self.selective_classes <= 255:
+            raise ValueError("selective_classes must be in 0..255")
         if self.res_blocks < 0 or self.noise_channels < 0 or self.disc_scales < 1:
             raise ValueError("res_blocks, noise_channels must be >= 0 and disc_scales >= 1")
 
@@ -66,8 +74,15 @@ class ArchConfig:
         return [i - self.levels // 2 for i in range(self.levels)]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (stored in manifests and checkpoints)."""
-        return dataclasses.asdict(self)
+        """JSON-ready dictionary (stored in manifests and checkpoints).
+
+        ``selective_classes`` appears only for SC models, so GC descriptions stay as
+        gcz 0.2 wrote them.
+        """
+        data = dataclasses.asdict(self)
+        if not self.selective_classes:
+            del data["selective_classes"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ArchConfig":
@@ -77,6 +92,16 @@ class ArchConfig:
         if unknown:
             raise ValueError(f"unknown architecture keys: {sorted(unknown)}")
         return cls(**data)
+
+    @property
+    def selective(self) -> bool:
+        """Whether this is a selective-compression (SC) model."""
+        return self.selective_classes > 0
+
+    @property
+    def downsampling(self) -> int:
+        """Image pixels per latent position along each side: 16 (GC) or 8 (SC)."""
+        return SC_DOWNSAMPLING if self.selective else DOWNSAMPLING
 
     def with_channels(self, channels: int) -> "ArchConfig":
         """The same architecture with another latent channel count."""

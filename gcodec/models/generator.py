@@ -11,10 +11,10 @@ from .layers import ResidualBlock, conv3_block, conv7_block, up_block
 class Generator(nn.Module):
     """Maps a quantized latent (N, C [+ noise], h, w) to an image in [-1, 1] (N, 3, 16h, 16w)."""
 
-    def __init__(self, config: ArchConfig) -> None:
+    def __init__(self, config: ArchConfig, in_channels: int | None = None) -> None:
         super().__init__()
         w = config.encoder_widths
-        in_ch = config.latent_channels + config.noise_channels
+        in_ch = config.latent_channels + config.noise_channels if in_channels is None else in_channels
         layers: list[nn.Module] = [conv3_block(in_ch, w[-1], config.norm)]
         layers += [ResidualBlock(w[-1], config.norm) for _ in range(config.res_blocks)]
         for a, b in zip(w[::-1][:-1], w[::-1][1:]):

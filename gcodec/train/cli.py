@@ -19,6 +19,9 @@ _WEIGHTS_DIR = str(SHIPPED_DIR)
 
 @click.command("train")
 @click.option("--out-dir", default="runs/gcz", show_default=True, help="Run folder (checkpoint, log, plots).")
+@click.option("--mode", type=click.Choice(["gc", "sc"]), default="gc", show_default=True,
+              help="gc: generative compression; sc: selective compression (1/8 latents, label-map encoder, "
+                   "RI/RB heatmaps, distortion masked to the preserved region).")
 @click.option("--arch", default="cpu", show_default=True, help="Architecture: paper, cpu, tiny.")
 @click.option("-c", "--channels", type=int, default=4, show_default=True)
 @click.option("--noise-channels", type=int, default=0, show_default=True, help="Noise v concatenated to the latent.")
@@ -48,6 +51,12 @@ _WEIGHTS_DIR = str(SHIPPED_DIR)
 @click.option("--diversity-scale", type=int, default=1, show_default=True,
               help="Count only differences of k x k block means (k divides --distortion-pool): no pixel noise.")
 @click.option("--disc-labels", is_flag=True, help="GC (D+): feed semantic label maps to D (cityscapes).")
+@click.option("--num-classes", type=int, default=34, show_default=True,
+              help="Label classes of datasets with label maps (D+, SC on cityscapes).")
+@click.option("--sc-codebook", default=None,
+              help="SC on unlabelled photos: label codebook JSON for automatic label maps (default: shipped).")
+@click.option("--sc-instance-fraction", type=float, default=0.25, show_default=True,
+              help="SC random-instance mode: share of label regions preserved.")
 @click.option("--vgg-weights", default=None, help="VGG19 state dict for the paper's perceptual loss.")
 @click.option("--no-perceptual", is_flag=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -59,7 +68,7 @@ _WEIGHTS_DIR = str(SHIPPED_DIR)
 @click.option("--no-compact", is_flag=True,
               help="Do not write OUT_DIR/compact/ (half-precision parts <= 15 MiB that resume on another machine).")
 def train_command(**opts: Any) -> None:
-    """Train a GC model (resumes automatically from OUT_DIR/checkpoint.pt)."""
+    """Train a GC or SC model (resumes automatically from OUT_DIR/checkpoint.pt)."""
     from .loop import Trainer, TrainConfig
 
     fixed = opts.pop("fixed_norm_after")

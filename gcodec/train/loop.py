@@ -45,6 +45,7 @@ class TrainConfig:
     """Everything that defines a training run (stored in its checkpoints)."""
 
     out_dir: str = "runs/gcz"
+    mode: str = "gc"                  # "gc" or "sc" (selective compression, method.md section 2)
     arch: str = "cpu"
     channels: int = 4
     noise_channels: int = 0
@@ -68,7 +69,9 @@ class TrainConfig:
     diversity_margin: float = 0.06
     diversity_scale: int = 1          # diversity counts detail above this many pixels (no pixel noise)
     disc_labels: bool = False         # GC (D+): semantic label maps fed to D
-    num_classes: int = 34
+    num_classes: int = 34             # label classes (D+; SC on datasets with labels)
+    sc_codebook: str | None = None    # SC on unlabelled photos: automatic labels from this codebook (default: shipped)
+    sc_instance_fraction: float = 0.25  # SC RI mode: share of regions preserved
     vgg_weights: str | None = None
     perceptual: bool = True
     seed: int = 0
@@ -82,7 +85,10 @@ class TrainConfig:
 
     def arch_config(self) -> ArchConfig:
         """The architecture this run trains."""
-        return dataclasses.replace(named_config(self.arch, self.channels), noise_channels=self.noise_channels)
+        if self.mode not in ("gc", "sc"):
+            raise GczInputError(f"--mode must be gc or sc, not {self.mode!r}")
+        return dataclasses.replace(named_config(self.arch, self.channels), noise_channels=self.noise_channels,
+                                   selective_classes=self.num_classes if self.mode == "sc" else 0)
 
 
 def _distributed() -> tuple[int, int]:
@@ -132,8 +138,17 @@ class Trainer:
         random.seed(cfg.seed + self.rank)
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
+        self.codebook = None
+        if cfg.mode == "sc" and cfg.dataset != "cityscapes":
+            from ..selective import autolabel
+            self.codebook = autolabel.load_codebook(Path(cfg.sc_codebook) if cfg.sc_codebook else None)
+            cfg.num_classes = self.codebook.classes
         self.arch = cfg.arch_config()
-        self.model = GCModel(self.arch).to(self.device)
+        if self.arch.selective:
+            from ..models.sc import SCModel
+            self.model: nn.Module = SCModel(self.arch).to(self.device)
+        else:
+            self.model = GCModel(self.arch).to(self.device)
         extra = cfg.num_classes if cfg.disc_labels else 0
         self.disc = MultiScaleDiscriminator(self.arch, extra_channels=extra).to(self.device)
         self.perceptual = None
@@ -153,6 +168,9 @@ class Trainer:
             self.ddp_model = DDP(self.model, device_ids=ids, find_unused_parameters=True)
             self.ddp_disc = DDP(self.disc, device_ids=ids)
         samples = load_dataset(cfg.dataset, Path(cfg.data_root), "train")
+        if self.codebook is not None:
+            from .selective import attach_auto_labels
+            attach_auto_labels(samples, self.codebook)
         self.sampler = CropSampler(samples, cfg.crop, seed=cfg.seed * 1000 + self.rank + self.iteration)
         self.status(f"rank {self.rank}/{self.world}: {len(samples)} training images, "
                     f"arch {cfg.arch} C={cfg.channels}, starting at iteration {self.iteration}")
@@ -180,7 +198,11 @@ class Trainer:
             self.status(f"resumed from {ckpt} at iteration {self.iteration}")
         elif self.cfg.init_from:
             state = self._init_state(self.cfg.init_from)
-            warm_start(self.model, state["model"])
+            if self.arch.selective and not ArchConfig.from_dict(state.get("arch") or {}).selective:
+                from ..models.sc import warm_start_from_gc
+                warm_start_from_gc(self.model, state["model"])
+            else:
+                warm_start(self.model, state["model"])
             if "disc" in state:
                 self.disc.load_state_dict(state["disc"], strict=False)
             self.status(f"warm start from {self.cfg.init_from}")
@@ -191,7 +213,8 @@ class Trainer:
             return load_checkpoint(Path(source), map_location=self.device)
         from .. import zoo
         try:
-            return {"model": zoo.load_model(zoo.find_model(source), "cpu").state_dict()}
+            entry = zoo.find_model(source)
+            return {"model": zoo.load_model(entry, "cpu").state_dict(), "arch": entry.arch.to_dict()}
         except GczError as exc:
             raise GczInputError(f"--init-from {source}: no such checkpoint, and {exc}") from None
 
@@ -266,8 +289,17 @@ class Trainer:
         self.model.train()
         logs: dict[str, torch.Tensor] = {}
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        keep = None  # SC: preserved-pixel mask of the distortion loss
         with autocast:
-            x_hat, w_hat = self.ddp_model(x)
+            if self.arch.selective:
+                from .selective import heatmaps, pixel_mask
+                heat = heatmaps(labels, self.sampler.rng, cfg.sc_instance_fraction).to(self.device)
+                labels = labels.to(self.device)
+                x_hat, w_hat = self.ddp_model(x, labels, heat)
+                keep = pixel_mask(heat)
+                labels = labels if cfg.disc_labels else None
+            else:
+                x_hat, w_hat = self.ddp_model(x)
             second = None
             if cfg.lambda_diversity > 0 and self.arch.noise_channels:  # a second noise draw of the same code
                 second = self.model.synthesize(w_hat).float()
@@ -284,11 +316,12 @@ class Trainer:
             self.opt_d.step()
             logs["d"] = loss_d.detach()
             real_features = [[f.detach() for f in scale] for scale in real]
-        mse = losses.masked_mse(x_hat, x)
+        mse = losses.masked_mse(x_hat, x, keep)
         logs["mse"] = mse.detach()
         if cfg.distortion_pool > 1:
             pool = cfg.distortion_pool
-            loss = cfg.lambda_mse * losses.masked_mse(F.avg_pool2d(x_hat, pool), F.avg_pool2d(x, pool))
+            pooled_keep = None if keep is None else F.avg_pool2d(keep, pool)
+            loss = cfg.lambda_mse * losses.masked_mse(F.avg_pool2d(x_hat, pool), F.avg_pool2d(x, pool), pooled_keep)
         else:
             loss = cfg.lambda_mse * mse
         if second is not None:

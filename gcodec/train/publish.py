@@ -46,7 +46,11 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
                             "must stay decodable, so publish under a new name (or pass --replace)")
     state = load_checkpoint(checkpoint)
     arch = ArchConfig.from_dict(state["arch"])
-    model = GCModel(arch)
+    if arch.selective:
+        from ..models.sc import SCModel
+        model: Any = SCModel(arch)
+    else:
+        model = GCModel(arch)
     model.load_state_dict(state["model"])
     weights_dir.mkdir(parents=True, exist_ok=True)
     final, sha = install_weights(weights_dir, name, lambda tmp: zoo.save_weights(model, tmp))
@@ -56,6 +60,8 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
                          "hardware": state.get("hardware"), "batch_size": cfg.get("batch_size"),
                          "crop": cfg.get("crop"), "lr": cfg.get("lr"), "gan": cfg.get("gan"),
                          "stage1_iters": cfg.get("stage1_iters"),
+                         **({"mode": "sc", "label_codebook": cfg.get("sc_codebook") or "shipped labels-k12",
+                             "heatmaps": "RI (25 % of regions) 45 %, RB 45 %, all 10 %"} if arch.selective else {}),
                          "perceptual": (None if not cfg.get("perceptual", True)
                                         else "vgg19" if cfg.get("vgg_weights") else "efficientnet-lite0")},
             "dtype": "int8 weights (per-output-channel fp16 scales), fp16 rest"}
