@@ -73,11 +73,13 @@ FUZZING = atheris is not None and __name__ == "__main__" and "--replay" not in s
 
 if FUZZING:
     with atheris.instrument_imports(include=["gcodec"]):
-        from gcodec import container, entropy
+        from gcodec import container, entropy, selective
         from gcodec.errors import GczError
+        from gcodec.selective import sc_codec
 else:
-    from gcodec import container, entropy
+    from gcodec import container, entropy, selective
     from gcodec.errors import GczError
+    from gcodec.selective import sc_codec
 
 #: The container target entropy-decodes a parsed file only up to this many latent symbols.
 MAX_CONTAINER_SYMBOLS = 65536
@@ -161,7 +163,7 @@ def _section_key(sec: container.Section) -> tuple[int, bool, bytes]:
 def _file_key(gcz: container.GczFile) -> tuple:
     return (gcz.width, gcz.height, gcz.model_name, gcz.model_hash, gcz.channels, gcz.levels,
             gcz.downsampling, gcz.tables.precision, gcz.tables.freqs.tolist(), gcz.payload,
-            [_section_key(s) for s in gcz.extra_sections])
+            gcz.selective, [_section_key(s) for s in gcz.extra_sections])
 
 
 def _check_reference_file(data: bytes, gcz: container.GczFile, symbols: np.ndarray) -> None:
@@ -187,10 +189,32 @@ def check_container(data: bytes) -> None:
     shape = gcz.latent_shape
     if math.prod(shape) > MAX_CONTAINER_SYMBOLS:
         return
+    if gcz.selective is not None:
+        _check_selective(data, gcz)
+        return
     symbols = _decode_valid(gcz.payload, gcz.tables, shape)
     coverage_hints(gcz.payload, symbols)
     if reference_decoder is not None and math.prod(shape) <= MAX_REFERENCE_SYMBOLS:
         _check_reference_file(data, gcz, symbols)
+
+
+def _check_selective(data: bytes, gcz: container.GczFile) -> None:
+    """Selective files (HEATMAP + LABELS): decode heatmap, label map and coded symbols; compare with the
+    reference decoder, which must accept what gcodec accepts and decode the same."""
+    try:
+        parts = selective.read_parts(gcz)
+    except GczError:
+        return
+    symbols = sc_codec.decode_symbols(gcz, parts.heatmap)
+    assert parts.grid.shape == gcz.selective.label_grid(gcz.height, gcz.width)
+    assert parts.grid.size == 0 or int(parts.grid.max()) < gcz.selective.classes
+    if reference_decoder is None or math.prod(gcz.latent_shape) > MAX_REFERENCE_SYMBOLS \
+            or parts.grid.size > MAX_REFERENCE_SYMBOLS:
+        return
+    header, rows = reference_decoder.decode_symbols(data)
+    assert rows == symbols.reshape(gcz.channels, -1).tolist(), "reference decoder decodes other symbols"
+    assert reference_decoder.decode_heatmap(header) == parts.heatmap.astype(int).tolist()
+    assert reference_decoder.decode_label_grid(header) == parts.grid.astype(int).tolist()
 
 
 def fuzz_container(data: bytes, crc: str = "fix") -> None:

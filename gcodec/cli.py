@@ -530,6 +530,66 @@ def export(onnx_dir: str, channels: int | None, model: str | None, force: bool) 
 
 
 @main.group()
+def labels() -> None:
+    """Automatic label maps of selective compression: preview them, fit a codebook."""
+
+
+@labels.command("show")
+@click.argument("image")
+@click.option("-o", "--output", required=True, help="PNG of the label map (class colours as in the SVG).")
+@click.option("--svg", "svg_out", default=None, help="Also write the label map as an SVG.")
+@click.option("--label-cell", type=click.Choice(["1", "2", "4", "8", "16"]), default="8", show_default=True)
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+def labels_show(image: str, output: str, svg_out: str | None, label_cell: str, force: bool) -> None:
+    """Show the automatic label map of IMAGE and the share of each class (to choose --preserve classes)."""
+    from PIL import Image
+
+    from .imageio import encode_image, load_image
+    from .selective import auto_labels, colourise
+    from .selective.autolabel import load_codebook
+
+    with user_errors():
+        for target in (output, svg_out):
+            if target:
+                check_writable(target, force)
+        loaded = load_image(read_input(image) if image == STDIO else Path(image))
+        pixel_labels, svg, shares = auto_labels(loaded.pixels, int(label_cell))
+        picture = Image.fromarray(colourise(pixel_labels, load_codebook().classes))
+        write_output(output, encode_image(picture, "png"))
+        if svg_out:
+            write_output(svg_out, svg.encode())
+        click.echo(json.dumps({"image": image, "output": output, "classes": shares}))
+
+
+@labels.command("fit")
+@click.argument("root")
+@click.option("--classes", type=click.IntRange(2, 255), default=12, show_default=True)
+@click.option("--split", default="train", show_default=True, help="Split of a bundled pool (ROOT/index.json).")
+@click.option("-o", "--output", required=True, help="Codebook JSON to write.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+def labels_fit(root: str, classes: int, split: str, output: str, force: bool) -> None:
+    """Fit a label codebook (k-means over cell colour/texture features) on the photos under ROOT.
+
+    ROOT is a bundled pool (gcz data fetch) or any folder of images. A new
+    codebook changes every class id: train SC models with it (--sc-codebook).
+    """
+    from .selective.autolabel import fit_codebook
+    from .train.data import load_dataset
+
+    with user_errors():
+        check_writable(output, force)
+        kind = "bundled" if (Path(root) / "index.json").is_file() else "folder"
+        try:
+            samples = load_dataset(kind, Path(root), split, longer_side=768)
+        except (ValueError, FileNotFoundError) as exc:
+            raise GczInputError(str(exc)) from None
+        book = fit_codebook([s.pixels for s in samples], classes=classes)
+        write_output(output, book.to_json().encode())
+        click.echo(json.dumps({"output": output, "classes": classes, "images": len(samples),
+                               "sha256": book.sha256}))
+
+
+@main.group()
 def data() -> None:
     """Training data: fetch the offline photo pool."""
 

@@ -121,3 +121,22 @@ def test_damaged_label_section_is_a_one_line_error(tiny_weights, tmp_path):
     for command in (["decompress", str(bad), "-o", str(tmp_path / "bad.png")], ["info", str(bad)]):
         assert_clean_error(gcz(*command))
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_labels_show_and_fit(tmp_path):
+    photo = _photo(tmp_path, 60, 90)
+    r = gcz("labels", "show", str(photo), "-o", str(tmp_path / "l.png"), "--svg", str(tmp_path / "l.svg"))
+    assert r.returncode == 0, r.stderr
+    shares = json.loads(r.stdout)["classes"]
+    assert abs(sum(shares.values()) - 1) < 1e-3 and all(0 <= int(k) < 12 for k in shares)
+    assert Image.open(tmp_path / "l.png").size == (90, 60)
+    assert ET.parse(tmp_path / "l.svg").getroot().get("height") == "60"
+    assert_clean_error(gcz("labels", "show", str(photo), "-o", str(tmp_path / "l.png")))  # exists
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(photo_like(64, 64, seed=i)).save(folder / f"{i}.png")
+    r = gcz("labels", "fit", str(folder), "--classes", "3", "-o", str(tmp_path / "book.json"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "book.json").read_text())["format"] == "gcz-codebook-1"
+    assert_clean_error(gcz("labels", "fit", str(tmp_path / "empty"), "-o", str(tmp_path / "b2.json")))

@@ -170,7 +170,7 @@ def prefs_score(key: str, answers: tuple[str, ...]) -> None:
 
 @click.group("sweep")
 def sweep_command() -> None:
-    """Measure the decoder's knobs: realism, seeds of stochastic models, sampled codes."""
+    """Measure the decoder's knobs (realism, seeds, sampled codes) and selective compression."""
 
 
 def _sweep_inputs(command: Any) -> Any:
@@ -221,6 +221,29 @@ def sweep_seeds(inputs: tuple[str, ...], out_dir: str, split: str | None, max_si
         images = runner.collect_images(inputs, split)
         _print_json(sweeps.seed_spread(images, model, seeds, Path(out_dir), max_side,
                                        progress=lambda s: stderr_console().print(s, markup=False)))
+
+
+@sweep_command.command("selective")
+@_sweep_inputs
+@click.option("-m", "--model", default=None, help="SC model [default: the default SC model of C = 8].")
+@click.option("--gc-model", default=None, help="GC model to compare inside the box [default: same C].")
+@click.option("--areas", default="0,0.1,0.25,0.5,0.75,1", show_default=True,
+              help="Preserved box areas (fractions of the image).")
+def sweep_selective(inputs: tuple[str, ...], out_dir: str, split: str | None, max_side: int, model: str | None,
+                    gc_model: str | None, areas: str) -> None:
+    """Selective compression: bytes vs preserved area, label-map bytes, quality inside the box, seams."""
+    from . import runner, selective_bench
+
+    with user_errors():
+        try:
+            values = [float(a) for a in _csv(areas)]
+        except ValueError:
+            raise GczInputError(f"--areas takes comma-separated numbers, not {areas!r}") from None
+        if any(not 0 <= v <= 1 for v in values):
+            raise GczInputError("--areas must lie in 0..1")
+        images = runner.collect_images(inputs, split)
+        _print_json(selective_bench.selective_sweep(images, Path(out_dir), model, gc_model, max_side, values,
+                                                    progress=lambda s: stderr_console().print(s, markup=False)))
 
 
 @sweep_command.command("samples")

@@ -89,3 +89,31 @@ def heatmap_png(gcz: "container.GczFile") -> bytes:
     buf = io.BytesIO()
     Image.fromarray((pixels * 255).astype(np.uint8), "L").save(buf, "PNG")
     return buf.getvalue()
+
+
+def auto_labels(pixels: np.ndarray, cell: int = 8) -> "tuple[np.ndarray, str, dict[int, float]]":
+    """The automatic label map of an RGB image as the encoder would store it.
+
+    Returns (pixel label map (H, W) uint8, its SVG, the fraction of the image each class covers),
+    so users can pick ``--preserve`` / ``--synthesize`` classes before compressing.
+    """
+    from ..imageio import pad_image
+    from . import autolabel, labelmaps, vector
+
+    book = autolabel.load_codebook()
+    padded = pad_image(pixels, 16, 32)
+    grid = autolabel.label_cells(padded, book)
+    if cell != book.cell:
+        grid = labelmaps.to_grid(labelmaps.to_pixels(grid, book.cell), cell, book.classes)
+    h, w = pixels.shape[:2]
+    pixel_labels = labelmaps.to_pixels(grid, cell)[:h, :w]
+    svg = vector.to_svg(vector.trace(grid, book.classes, cell), w, h)
+    counts = np.bincount(pixel_labels.ravel(), minlength=book.classes)
+    return pixel_labels, svg, {k: round(float(c) / pixel_labels.size, 4) for k, c in enumerate(counts) if c}
+
+
+def colourise(labels: np.ndarray, classes: int) -> np.ndarray:
+    """A label map (H, W) as an RGB picture in the SVG's palette."""
+    from .vector import palette
+
+    return palette(classes)[labels]
