@@ -9,7 +9,7 @@ OUT    ?= demo-out
 
 PEER_PKGS := libheif-examples libavif-bin libjxl-tools webp libopenjp2-tools
 
-.PHONY: setup demo test data train train-c4 train-gpu gpu-data train-realism train-sampler train-stochastic knobs \
+.PHONY: train-sc sc-eval setup demo test data train train-c4 train-gpu gpu-data train-realism train-sampler train-stochastic knobs \
 	peers bench eval fuzz clean
 
 setup: $(STAMP)
@@ -91,6 +91,16 @@ train-stochastic: data
 	  --crop 128 --batch-size 4 --fixed-norm-after -1 --lr 1e-4 --lambda-perceptual 0.1 --lambda-fm 2 \
 	  --distortion-pool 16 --diversity-scale 4 --lambda-diversity 30 --diversity-margin 0.03 --freeze-encoder \
 	  --init-from gcz-c2 --iterations 1000000 --max-minutes $(KNOB_MINUTES) --checkpoint-minutes 4 --threads 1
+# Selective compression at C=8 (the paper's SC setting): warm start from gcz-c8 (encoder stem, G after its
+# first conv), automatic label maps from the shipped codebook, RI/RB/all heatmaps, distortion masked to the
+# preserved region; rerunning resumes. Publish: gcz publish runs/sc-c8/checkpoint.pt --name gcz-sc-c8
+SC_MINUTES ?= 70
+train-sc: data
+	$(BIN)/gcz train --mode sc -c 8 --out-dir runs/sc-c8 --init-from gcz-c8 --batch-size 4 --crop 128 \
+	  --iterations 1000000 --max-minutes $(SC_MINUTES) --checkpoint-minutes 10 --threads 2
+# measure selective compression on the held-out photos (bench/selective)
+sc-eval: setup data
+	$(BIN)/gcz sweep selective data/pool --split val --out bench/selective
 # measure the knobs on the held-out photos (bench/realism-c4, bench/seeds, bench/samples-c4, bench/knobs.md)
 knobs: setup data
 	$(BIN)/gcz sweep realism data/pool --split val --out bench/realism-c4 -m gcz-c4

@@ -13,6 +13,9 @@ heatmap), so its floating-point output need not be bit-exact across machines.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -22,6 +25,26 @@ from ..errors import GczInputError
 THRESHOLD = 0.5
 #: MediaPipe model: 0 = general (256x256 input), 1 = landscape (144x256).
 MODEL_SELECTION = 0
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what TensorFlow Lite's C++ code prints on file descriptor 2 (INFO/WARNING banners)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 def available() -> bool:
@@ -46,7 +69,7 @@ def person_mask(pixels: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
     except (ImportError, AttributeError):
         raise GczInputError("'person' needs MediaPipe's selfie segmentation: pip install 'gcz[person]' "
                             "(mediapipe==0.10.14)") from None
-    with seg_module.SelfieSegmentation(model_selection=MODEL_SELECTION) as segmenter:
+    with _quiet_native_stderr(), seg_module.SelfieSegmentation(model_selection=MODEL_SELECTION) as segmenter:
         confidence = segmenter.process(np.ascontiguousarray(pixels)).segmentation_mask
     if confidence is None:
         raise GczInputError("person segmentation returned no mask")
