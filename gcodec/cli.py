@@ -493,7 +493,8 @@ def models(as_json: bool) -> None:
                          "bpp_bound": round(e.bpp_bound, 4), "size_bytes": size,
                          "iterations": e.info.get("training", {}).get("iterations"),
                          "measured_bpp": e.info.get("metrics", {}).get("bpp"), "path": str(e.path),
-                         "realism": e.supports_realism, "stochastic": e.stochastic, "sampler": e.has_sampler})
+                         "realism": e.supports_realism, "stochastic": e.stochastic, "sampler": e.has_sampler,
+                         "selective": e.arch.selective, "label_classes": e.arch.selective_classes or None})
         if as_json:
             click.echo(json.dumps(rows))
             return
@@ -505,7 +506,7 @@ def models(as_json: bool) -> None:
             table.add_column(col)
         for r in rows:
             size = f"{r['size_bytes'] / 2**20:.1f} MiB" if r["size_bytes"] else "missing"
-            extras = [name for name in ("realism", "stochastic", "sampler") if r[name]]
+            extras = [name for name in ("selective", "realism", "stochastic", "sampler") if r[name]]
             table.add_row(r["id"], str(r["channels"]), f"{r['bpp_bound']:.4f}",
                           "-" if r["measured_bpp"] is None else f"{r['measured_bpp']:.4f}", size,
                           str(r["iterations"] or "-"), ", ".join(extras) or "-")

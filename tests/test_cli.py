@@ -234,7 +234,8 @@ def test_models_json_states_capabilities(tiny_weights):
     rows = {r["name"]: r for r in json.loads(gcz("models", "--json").stdout)}
     assert rows[HEADED_MODEL]["realism"] and rows[HEADED_MODEL]["sampler"] and not rows[HEADED_MODEL]["stochastic"]
     assert rows[STOCHASTIC_MODEL]["stochastic"] and not rows[STOCHASTIC_MODEL]["realism"]
-    assert not any(rows["gcz-c8"][k] for k in ("realism", "stochastic", "sampler"))
+    assert not any(rows["gcz-c8"][k] for k in ("realism", "stochastic", "sampler", "selective"))
+    assert rows["gcz-sc-c8"]["selective"] and rows["gcz-sc-c8"]["label_classes"] == 12
 
 
 def test_seed_on_a_deterministic_model_warns(tiny_weights, photo_file, tmp_path):

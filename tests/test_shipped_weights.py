@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gcodec import codec, zoo
+from gcodec import codec, container, zoo
+from gcodec.selective import Selection
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "weights" / "manifest.json"
@@ -34,14 +35,29 @@ def test_shipped_model(entry, monkeypatch):
     assert REQUIRED_INFO <= set(entry.info), "manifest entry lacks training data/metrics"
     assert entry.info["training"]["iterations"] > 0
     image = Image.open(EXAMPLE).convert("RGB")
-    data = codec.compress(image, model=entry.name)
+    selection = Selection(preserve=("all",)) if entry.arch.selective else None
+    data = codec.compress(image, model=entry.name, selection=selection)
     bound_bytes = entry.bpp_bound * image.width * image.height / 8
+    if entry.arch.selective:  # the stored label map comes on top of the latent's bound
+        bound_bytes += len(container.read_sections(data)[-1].body)
     assert len(data) <= bound_bytes, f"{len(data)} bytes > bound {bound_bytes:.0f}"
     out = codec.decompress(data)
     assert out.size == image.size
     mse = np.mean((np.asarray(out, np.float64) - np.asarray(image, np.float64)) ** 2)
     psnr = 10 * math.log10(255 ** 2 / mse)
     assert psnr > 18.0, f"reconstruction not recognisable: {psnr:.1f} dB"
+
+
+def test_shipped_label_codebook(monkeypatch):
+    monkeypatch.setenv("GCZ_WEIGHTS", "")
+    from gcodec.selective.autolabel import load_codebook
+
+    entry = zoo.labeller_entry()
+    assert entry.path.parent == ROOT / "weights" and zoo.sha256_file(entry.path) == entry.sha256
+    book = load_codebook()
+    assert book.classes == entry.info["classes"] and "training" in entry.info
+    sc = [e for e in shipped_entries() if e.arch.selective]
+    assert all(e.arch.selective_classes == book.classes for e in sc)
 
 
 def test_shipped_c4_same_file_from_onnxruntime_and_torch(monkeypatch):

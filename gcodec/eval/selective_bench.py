@@ -12,7 +12,8 @@ For every image, with an SC model and the GC model of the same C:
 * **seams**: the mean absolute jump across the box border (SC decoding) next
   to the same statistic inside the original, and 1:1 crops across the border.
 
-Writes ``out/selective.json``, ``out/results.md`` and crops under ``out/crops``
+Writes ``out/selective.json``, ``out/results.md``, strips (original | label map | everything
+synthesized | box preserved | GC) under ``out/strips`` and crops under ``out/crops``
 (``original``, ``sc``, ``gc``: the same window for ``gcz prefs sheets``).
 """
 from __future__ import annotations
@@ -85,6 +86,29 @@ def _border_crop(box: tuple[int, int, int, int], width: int, height: int) -> tup
     return (min(max(0, cy - side // 2), height - side), min(max(0, cx - side // 2), width - side), side)
 
 
+def parts_grid(original: np.ndarray) -> np.ndarray:
+    """The automatic label map of an image, coloured as in its SVG (H, W, 3)."""
+    from ..selective import colourise
+    labels, _, _ = auto_labels(original)
+    return colourise(labels, load_codebook().classes)
+
+
+def _save_strip(out: Path, name: str, original: np.ndarray, labels: np.ndarray, nothing: np.ndarray,
+                boxed: np.ndarray, gc_pixels: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """original | label map | everything synthesized | box preserved (outlined) | GC, at 1:1."""
+    x, y, w, h = box
+    outlined = boxed.copy()
+    for img in (outlined,):
+        img[max(0, y - 1), x:x + w] = img[min(img.shape[0] - 1, y + h), x:x + w] = (255, 255, 0)
+        img[y:y + h, max(0, x - 1)] = img[y:y + h, min(img.shape[1] - 1, x + w)] = (255, 255, 0)
+    gap = np.full((original.shape[0], 4, 3), 255, np.uint8)
+    tiles = [original, labels, nothing, outlined, gc_pixels]
+    strip = np.concatenate([t if i == 0 else np.concatenate([gap, t], 1) for i, t in enumerate(tiles)], 1)
+    folder = out / "strips"
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(strip).save(folder / f"{name}.png")
+
+
 def _save(out: Path, method: str, name: str, pixels: np.ndarray) -> None:
     folder = out / "crops" / method
     folder.mkdir(parents=True, exist_ok=True)
@@ -116,6 +140,8 @@ def selective_sweep(images: Sequence[Path], out: Path, sc_model: str | None = No
                                        "preserved_fraction": float(parts.heatmap.mean()),
                                        "payload_bytes": sections["PAYLOAD"], "tables_bytes": sections["TABLES"],
                                        "label_bytes": sections["LABELS"], "heatmap_bytes": sections["HEATMAP"]}
+            if area == 0:
+                nothing = np.asarray(codec.decompress(data))
             if area == MEASURED_AREA:
                 box = centred_box(width, height, area)
                 decoded = np.asarray(codec.decompress(data))
@@ -134,6 +160,9 @@ def selective_sweep(images: Sequence[Path], out: Path, sc_model: str | None = No
                 window = (slice(cy, cy + side), slice(cx, cx + side))
                 for method, pixels in (("original", original), ("sc", decoded), ("gc", gc_pixels)):
                     _save(out, method, path.stem, np.ascontiguousarray(pixels[window]))
+        if "box" in row and 0.0 in areas:
+            _save_strip(out, path.stem, original, parts_grid(original), nothing, decoded, gc_pixels,
+                        tuple(row["box"]))
         # synthesize the largest automatic class (the paper's "road")
         _, _, shares = auto_labels(original, book.cell)
         largest = max(shares, key=shares.get)
