@@ -34,6 +34,7 @@ def test_sweep_writes_tables_and_crops(tiny_weights, tmp_path):
     assert summary["areas"]["0.0"]["preserved_fraction"] == 0
     assert set(summary["inside_box"]) == {"sc_psnr", "gc_psnr", "sc_ms_ssim", "gc_ms_ssim"}
     assert "| 25% |" in (out / "results.md").read_text()
+    assert Image.open(out / "strips" / "im0.png").size == (5 * 100 + 4 * 4, 72)
     for method in ("original", "sc", "gc"):
         assert sorted(p.name for p in (out / "crops" / method).iterdir()) == ["im0.png", "im1.png"]
     assert gcz("sweep", "selective", str(folder), "--out", str(out), "--areas", "2").returncode != 0
