@@ -35,6 +35,10 @@ def resolve_model(channels: int | None, model: str | None, selective: bool = Fal
         if channels not in VALID_CHANNELS:
             raise GczInputError(f"--channels must be one of {', '.join(map(str, VALID_CHANNELS))}, not {channels}")
         model = zoo.default_model_name(channels, selective)
+        if selective and not any(e.name == model for e in zoo.list_models()):
+            have = sorted(e.name for e in zoo.list_models() if e.arch.selective) or ["none"]
+            raise GczInputError(f"no selective-compression model with C = {channels} is installed "
+                                f"(selective models: {', '.join(have)})")
     entry = zoo.find_model(model)
     if channels is not None and entry.arch.latent_channels != channels:
         raise GczInputError(f"model {entry.name} has {entry.arch.latent_channels} channels, not {channels}")

@@ -107,3 +107,10 @@ def test_svg_and_heatmap_exports(tiny_weights, photo):
     assert root.get("width") == "140" and root.get("height") == "100"
     png = Image.open(io.BytesIO(heatmap_png(gcz)))
     assert png.size == (140, 100) and np.asarray(png)[:16, :16].min() == 255 and np.asarray(png)[50:, 50:].max() == 0
+
+
+def test_channels_choose_the_selective_model(tiny_weights, photo):
+    with pytest.raises(GczInputError, match="no selective-compression model with C = 4"):
+        gcodec.compress(photo, channels=4, selection=Selection(preserve=("all",)))
+    data = gcodec.compress(photo, channels=8, selection=Selection(preserve=("all",)))
+    assert container.read(data).model_name == SC_MODEL
