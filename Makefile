@@ -91,13 +91,18 @@ train-stochastic: data
 	  --crop 128 --batch-size 4 --fixed-norm-after -1 --lr 1e-4 --lambda-perceptual 0.1 --lambda-fm 2 \
 	  --distortion-pool 16 --diversity-scale 4 --lambda-diversity 30 --diversity-margin 0.03 --freeze-encoder \
 	  --init-from gcz-c2 --iterations 1000000 --max-minutes $(KNOB_MINUTES) --checkpoint-minutes 4 --threads 1
-# Selective compression at C=8 (the paper's SC setting): warm start from gcz-c8 (encoder stem, G after its
-# first conv), automatic label maps from the shipped codebook, RI/RB/all heatmaps, distortion masked to the
-# preserved region; rerunning resumes. Publish: gcz publish runs/sc-c8/checkpoint.pt --name gcz-sc-c8
-SC_MINUTES ?= 70
+# Selective compression at C=8 (the paper's SC setting), two stages like `train`: masked rate-distortion,
+# then GAN + feature matching + perceptual 0.1 with E frozen. Warm start from gcz-c8 (encoder stem, G after
+# its first conv), automatic label maps from the shipped codebook, RI/RB/all heatmaps, distortion masked to
+# the preserved region; rerunning a stage resumes it. Publish: gcz publish runs/sc-c8/checkpoint.pt --name gcz-sc-c8
+SC_STAGE1_MINUTES ?= 40
+SC_STAGE2_MINUTES ?= 36
+SC_COMMON = --mode sc -c 8 --out-dir runs/sc-c8 --iterations 1000000 --batch-size 4 --crop 128 --init-from gcz-c8 \
+  --threads 2 --checkpoint-minutes 10
 train-sc: data
-	$(BIN)/gcz train --mode sc -c 8 --out-dir runs/sc-c8 --init-from gcz-c8 --batch-size 4 --crop 128 \
-	  --iterations 1000000 --max-minutes $(SC_MINUTES) --checkpoint-minutes 10 --threads 2
+	$(BIN)/gcz train $(SC_COMMON) --no-gan --no-perceptual --lr 5e-4 --max-minutes $(SC_STAGE1_MINUTES)
+	$(BIN)/gcz train $(SC_COMMON) --lr 2e-4 --lambda-perceptual 0.1 --max-minutes $(SC_STAGE2_MINUTES) \
+	  --stage1-iters $$($(BIN)/python -c "import torch; print(torch.load('runs/sc-c8/checkpoint.pt', weights_only=False)['iteration'])")
 # measure selective compression on the held-out photos (bench/selective)
 sc-eval: setup data
 	$(BIN)/gcz sweep selective data/pool --split val --out bench/selective
