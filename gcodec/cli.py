@@ -284,9 +284,17 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
             data = compress_image(image, entry, selection, labels_path, int(label_cell), device)
         seconds = time.perf_counter() - t0
         write_output(job.target, data)
-        return {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
-                "bytes": len(data), "bpp": len(data) * 8 / (image.width * image.height),
-                "model": entry.name, "seconds": round(seconds, 3)}
+        record = {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
+                  "bytes": len(data), "bpp": len(data) * 8 / (image.width * image.height),
+                  "model": entry.name, "seconds": round(seconds, 3)}
+        if selection is not None:
+            from . import container
+            from .selective import read_parts
+            gcz = container.read(data)
+            record["preserved_fraction"] = round(float(read_parts(gcz).heatmap.mean()), 4)
+            record["label_bytes"] = next(len(s.body) for s in container.read_sections(data)
+                                         if s.type == container.SEC_LABELS)
+        return record
 
     with user_errors():
         run_jobs(jobs, work, as_json, "compress")

@@ -24,6 +24,10 @@ def test_box_compress_info_exports_and_decompress(tiny_weights, tmp_path):
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
     assert rec["model"] == SC_MODEL and rec["bytes"] == out.stat().st_size
+    assert 0 < rec["preserved_fraction"] < 0.3 and rec["label_bytes"] > 3
+    piped = gcz("compress", "-", "-o", "-", "--preserve-box", "8,8,40,24", "--preserve-box", "60,40,20,20",
+                stdin=photo.read_bytes())
+    assert piped.returncode == 0 and piped.stdout == out.read_bytes()
     svg, heat = tmp_path / "labels.svg", tmp_path / "heat.png"
     r = gcz("info", str(out), "--json", "--labels-svg", str(svg), "--heatmap", str(heat))
     assert r.returncode == 0, r.stderr
