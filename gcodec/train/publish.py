@@ -60,8 +60,7 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
                          "hardware": state.get("hardware"), "batch_size": cfg.get("batch_size"),
                          "crop": cfg.get("crop"), "lr": cfg.get("lr"), "gan": cfg.get("gan"),
                          "stage1_iters": cfg.get("stage1_iters"),
-                         **({"mode": "sc", "label_codebook": cfg.get("sc_codebook") or "shipped labels-k12",
-                             "heatmaps": "RI (25 % of regions) 45 %, RB 45 %, all 10 %"} if arch.selective else {}),
+                         **(_selective_facts(cfg) if arch.selective else {}),
                          "perceptual": (None if not cfg.get("perceptual", True)
                                         else "vgg19" if cfg.get("vgg_weights") else "efficientnet-lite0")},
             "dtype": "int8 weights (per-output-channel fp16 scales), fp16 rest"}
@@ -72,6 +71,23 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
     zoo.register_model(weights_dir, name, final.name, sha, arch, fixed_norm=bool(state.get("fixed_norm")), info=info,
                        default=default)
     return {"name": name, "file": final.name, "sha256": sha, **info}
+
+
+def _selective_facts(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What an SC run's manifest entry records about its labels and heatmaps."""
+    from .selective import MODE_WEIGHTS
+
+    if cfg.get("sc_codebook"):
+        book = cfg["sc_codebook"]
+    else:
+        try:
+            book = zoo.labeller_entry().name
+        except GczModelError:
+            book = None
+    return {"mode": "sc", "label_codebook": book,
+            "heatmaps": {"random_instance": MODE_WEIGHTS["instance"], "random_box": MODE_WEIGHTS["box"],
+                         "all": MODE_WEIGHTS["all"],
+                         "instance_fraction": cfg.get("sc_instance_fraction")}}
 
 
 def metrics_for(summary: dict[str, Any], name: str, arch: ArchConfig) -> dict[str, Any]:
