@@ -64,6 +64,8 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
                          "perceptual": (None if not cfg.get("perceptual", True)
                                         else "vgg19" if cfg.get("vgg_weights") else "efficientnet-lite0")},
             "dtype": "int8 weights (per-output-channel fp16 scales), fp16 rest"}
+    if cfg.get("batch_size") and cfg.get("crop"):  # training pixels seen (per rank)
+        info["training"]["pixels_seen"] = state["iteration"] * cfg["batch_size"] * cfg["crop"] ** 2
     if notes:
         info["training"]["notes"] = notes
     if metrics:
