@@ -70,3 +70,14 @@ def test_svg_is_well_formed_and_covers_the_image():
 def test_palette_is_distinct():
     pal = vector.palette(34)
     assert len({tuple(c) for c in pal}) == 34
+
+
+def test_hostile_maps_cannot_ask_for_unbounded_rasterising():
+    from gcodec.errors import GczFormatError
+
+    whole = (((0, 0), (50, 40, -50, -40)),)  # a loop around the whole 50 x 40 grid: 2000 cells of work
+    labels = vector.VectorLabels(50, 40, 8, 2, 0, tuple(vector.Region(1, whole) for _ in range(65)))
+    with pytest.raises(GczFormatError, match="too complex"):
+        vector.rasterize(labels)
+    ok = vector.VectorLabels(50, 40, 8, 2, 0, tuple(vector.Region(1, whole) for _ in range(3)))
+    assert vector.rasterize(ok).all() and vector.raster_work(ok) == 3 * 2000

@@ -35,8 +35,7 @@ def _torch_image(pixels: np.ndarray):  # noqa: ANN202
     return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
-def label_grid_for(padded: np.ndarray, entry: zoo.ModelEntry, labels: np.ndarray | None, cell: int,
-                   image_h: int, image_w: int) -> np.ndarray:
+def label_grid_for(padded: np.ndarray, entry: zoo.ModelEntry, labels: np.ndarray | None, cell: int) -> np.ndarray:
     """The label grid of the padded image: the user's map (majority per cell) or the automatic one."""
     classes = entry.arch.selective_classes
     if labels is not None:
@@ -77,8 +76,10 @@ def compress_selective(image: LoadedImage, entry: zoo.ModelEntry, selection: sel
     if selection.needs_person and person is None:
         raise GczInputError("the selection names 'person' but no person mask was given")
     padded = pad_image(image.pixels, 16, MIN_PADDED_SIDE)
-    grid = label_grid_for(padded, entry, labels, cell, image.height, image.width)
+    grid = label_grid_for(padded, entry, labels, cell)
     vec = vector.trace(grid, classes, cell)
+    if vector.raster_work(vec) > vector.MAX_RASTER_WORK * grid.size:
+        raise GczInputError("the label map has too many nested regions to store; use a larger --label-cell")
     pixel_labels = labelmaps.to_pixels(grid, cell)[:image.height, :image.width]
     keep = sel_mod.preserved_pixels(selection, pixel_labels, image.width, image.height, person)
     d = entry.arch.downsampling

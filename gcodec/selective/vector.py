@@ -142,28 +142,61 @@ def loop_vertices(loop: Loop) -> list[tuple[int, int]]:
     return pts
 
 
-def rasterize_region(loops: tuple[Loop, ...], width: int, height: int) -> np.ndarray:
-    """Even-odd fill of a region's loops on the cell grid: (height, width) bool."""
-    toggles = np.zeros((height + 1, width + 1), np.uint8)
+#: Rasterising touches each region's bounding box; a decoder refuses maps whose boxes add up to more
+#: than this many times the grid (format_spec.md 7), so a small file cannot ask for unbounded work.
+MAX_RASTER_WORK = 64
+
+
+def region_box(loops: tuple[Loop, ...]) -> tuple[int, int, int, int]:
+    """Bounding box (x0, y0, x1, y1) on the vertex grid of a region's loops."""
+    pts = [p for loop in loops for p in loop_vertices(loop)]
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def raster_work(labels: VectorLabels) -> int:
+    """Cells rasterising touches: the sum of the regions' bounding-box areas."""
+    total = 0
+    for region in labels.regions:
+        x0, y0, x1, y1 = region_box(region.loops)
+        total += (x1 - x0) * (y1 - y0)
+    return total
+
+
+def rasterize_region(loops: tuple[Loop, ...], box: tuple[int, int, int, int]) -> np.ndarray:
+    """Even-odd fill of a region's loops inside its bounding box: (y1 - y0, x1 - x0) bool."""
+    x0, y0, x1, y1 = box
+    toggles = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
     for (x, y), moves in loops:
         for i, m in enumerate(moves):
             if i % 2 == 0:
                 x += m
             else:  # vertical run at column x from row y to y + m
                 lo, hi = min(y, y + m), max(y, y + m)
-                toggles[lo, x] ^= 1
-                toggles[hi, x] ^= 1
+                toggles[lo - y0, x - x0] ^= 1
+                toggles[hi - y0, x - x0] ^= 1
                 y += m
     rows = np.cumsum(toggles, axis=0, dtype=np.int64) & 1     # vertical edges present per row
     inside = np.cumsum(rows, axis=1, dtype=np.int64) & 1     # parity of edges at or left of each cell
-    return inside[:height, :width].astype(bool)
+    return inside[:-1, :-1].astype(bool)
 
 
 def rasterize(labels: VectorLabels) -> np.ndarray:
-    """The label grid (height, width) uint8: background, then every region in file order."""
+    """The label grid (height, width) uint8: background, then every region in file order.
+
+    Cells outside a region's bounding box have no edge of it on either side, so
+    filling inside the box is exact. Raises GczFormatError when the boxes add up
+    to more than :data:`MAX_RASTER_WORK` grids.
+    """
+    from ..errors import GczFormatError
+
+    if raster_work(labels) > MAX_RASTER_WORK * max(1, labels.width * labels.height):
+        raise GczFormatError(f"label map too complex to rasterise (its regions' bounding boxes cover more "
+                             f"than {MAX_RASTER_WORK}x the grid)")
     grid = np.full((labels.height, labels.width), labels.background, np.uint8)
     for region in labels.regions:
-        grid[rasterize_region(region.loops, labels.width, labels.height)] = region.label
+        x0, y0, x1, y1 = box = region_box(region.loops)
+        grid[y0:y1, x0:x1][rasterize_region(region.loops, box)] = region.label
     return grid
 
 
