@@ -127,7 +127,8 @@ def decompress(data: bytes, device: str = "auto", seed: int | None = None, backe
         data: the file's bytes.
         device: ``auto``, ``cpu`` or ``cuda``.
         seed: seed of the generator's noise input (stochastic models; default 0, format_spec.md 8).
-        backend: ``auto`` (ONNX Runtime when installed), ``onnxruntime`` or ``torch``.
+        backend: ``auto`` (ONNX Runtime when installed), ``onnxruntime`` or ``torch``; selectively
+            compressed files (:mod:`gcodec.selective`) always decode on PyTorch.
         max_pixels: refuse files declaring more pixels (default: :mod:`gcodec.limits`).
         realism: alpha in [0, 1] overriding the file's default (:mod:`gcodec.realism`; without
             either, 1: the model's GAN output).
