@@ -253,11 +253,6 @@ def labeller_entry() -> LabellerEntry:
     raise GczModelError("no label codebook installed (manifest 'labeller' entry); reinstall gcz")
 
 
-def labeller_path() -> Path:
-    """Path of the installed label codebook."""
-    return labeller_entry().path
-
-
 def read_labeller() -> str:
     """The installed label codebook's text, verified against its sha256."""
     entry = labeller_entry()

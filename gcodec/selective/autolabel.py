@@ -171,12 +171,6 @@ def label_cells(pixels: np.ndarray, codebook: Codebook, min_cells: int = DEFAULT
     return regions.clean(regions.majority3(raw, codebook.classes), min_cells)
 
 
-def shipped_codebook_path() -> Path:
-    """The codebook shipped in ``weights/`` (named in the manifest's ``labeller`` entry)."""
-    from .. import zoo
-    return zoo.labeller_path()
-
-
 def load_codebook(path: Path | None = None) -> Codebook:
     """Read a codebook file (default: the shipped, checksum-verified one)."""
     from ..errors import GczModelError
