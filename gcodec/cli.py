@@ -467,9 +467,9 @@ def info(file: str, as_json: bool, svg_out: str | None, heat_out: str | None, fo
                 "label_bytes": next(len(s.body) for s in sections if s.type == container.SEC_LABELS),
                 "heatmap_bytes": len(sel.heatmap_code)}
             if svg_out:
-                write_output(svg_out, selective.label_svg(gcz).encode())
+                write_output(svg_out, selective.label_svg(gcz, parts).encode())
             if heat_out:
-                write_output(heat_out, selective.heatmap_png(gcz))
+                write_output(heat_out, selective.heatmap_png(gcz, parts))
         if as_json:
             click.echo(json.dumps(record))
             return

@@ -141,7 +141,7 @@ def decompress(data: bytes, device: str = "auto", seed: int | None = None, backe
     if gcz.selective is not None or entry.arch.selective:
         from .selective import decompress_file
         realism_mod.resolve(entry, gcz.realism, realism)  # SC models have no realism head: A < 1 is refused
-        return to_pil(decompress_file(gcz, entry, device))
+        return to_pil(decompress_file(gcz, entry, device, max_pixels))
     if (entry.arch.latent_channels, entry.arch.levels) != (gcz.channels, gcz.levels):
         raise GczInputError(f"model {entry.name} does not match the file's latent description")
     if gcz.downsampling != tiling.SCALE:

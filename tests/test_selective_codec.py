@@ -114,3 +114,15 @@ def test_channels_choose_the_selective_model(tiny_weights, photo):
         gcodec.compress(photo, channels=4, selection=Selection(preserve=("all",)))
     data = gcodec.compress(photo, channels=8, selection=Selection(preserve=("all",)))
     assert container.read(data).model_name == SC_MODEL
+
+
+def test_the_callers_pixel_limit_reaches_the_selective_decoder(tiny_weights, photo, monkeypatch):
+    from gcodec.errors import GczLimitError
+
+    data = gcodec.compress(photo, selection=Selection(boxes=((0, 0, 20, 20),)))
+    with pytest.raises(GczLimitError):
+        gcodec.decompress(data, max_pixels=1000)
+    monkeypatch.setenv("GCZ_MAX_PIXELS", "1000")  # a lower default no longer overrides an explicit higher limit
+    assert gcodec.decompress(data, max_pixels=10 ** 6).size == (140, 100)
+    with pytest.raises(GczLimitError):
+        read_parts(container.read(data))

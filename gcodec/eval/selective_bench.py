@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .. import codec, container, zoo
-from ..selective import Selection, auto_labels, read_parts
+from ..selective import Selection, auto_labels, colourise, read_parts
 from ..selective.autolabel import load_codebook
 from . import metrics
 from .runner import load_pixels
@@ -86,13 +86,6 @@ def _border_crop(box: tuple[int, int, int, int], width: int, height: int) -> tup
     return (min(max(0, cy - side // 2), height - side), min(max(0, cx - side // 2), width - side), side)
 
 
-def parts_grid(original: np.ndarray) -> np.ndarray:
-    """The automatic label map of an image, coloured as in its SVG (H, W, 3)."""
-    from ..selective import colourise
-    labels, _, _ = auto_labels(original)
-    return colourise(labels, load_codebook().classes)
-
-
 def _save_strip(out: Path, name: str, original: np.ndarray, labels: np.ndarray, nothing: np.ndarray,
                 boxed: np.ndarray, gc_pixels: np.ndarray, box: tuple[int, int, int, int]) -> None:
     """original | label map | everything synthesized | box preserved (outlined) | GC, at 1:1."""
@@ -127,6 +120,7 @@ def selective_sweep(images: Sequence[Path], out: Path, sc_model: str | None = No
     for i, path in enumerate(images):
         original = load_pixels(path, max_side)
         height, width = original.shape[:2]
+        labels, _, shares = auto_labels(original, book.cell)
         gc_data = codec.compress(original, model=gc.name)
         gc_pixels = np.asarray(codec.decompress(gc_data))
         row: dict[str, Any] = {"image": path.stem, "width": width, "height": height, "gc_bytes": len(gc_data),
@@ -161,10 +155,9 @@ def selective_sweep(images: Sequence[Path], out: Path, sc_model: str | None = No
                 for method, pixels in (("original", original), ("sc", decoded), ("gc", gc_pixels)):
                     _save(out, method, path.stem, np.ascontiguousarray(pixels[window]))
         if "box" in row and 0.0 in areas:
-            _save_strip(out, path.stem, original, parts_grid(original), nothing, decoded, gc_pixels,
+            _save_strip(out, path.stem, original, colourise(labels, book.classes), nothing, decoded, gc_pixels,
                         tuple(row["box"]))
         # synthesize the largest automatic class (the paper's "road")
-        _, _, shares = auto_labels(original, book.cell)
         largest = max(shares, key=shares.get)
         if shares[largest] < 1:  # an image of one class would have nothing left to preserve
             data = codec.compress(original, model=sc.name, selection=Selection(synthesize=(largest,)))

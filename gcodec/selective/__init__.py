@@ -55,35 +55,42 @@ def compress_image(image: "LoadedImage", entry: "zoo.ModelEntry", selection: Sel
                                        torch_device(device))
 
 
-def decompress_file(gcz: "container.GczFile", entry: "zoo.ModelEntry", device: str = "auto") -> np.ndarray:
-    """Decode a parsed SC file: (H, W, 3) uint8."""
+def decompress_file(gcz: "container.GczFile", entry: "zoo.ModelEntry", device: str = "auto",
+                    max_pixels: int | None = None) -> np.ndarray:
+    """Decode a parsed SC file: (H, W, 3) uint8; ``max_pixels`` as in :func:`gcodec.decompress`."""
     from ..backends import torch_device
     from .sc_codec import decompress_selective
 
-    return decompress_selective(gcz, entry, torch_device(device))
+    return decompress_selective(gcz, entry, torch_device(device), max_pixels)
 
 
-def read_parts(gcz: "container.GczFile") -> "SelectiveParts":
+def read_parts(gcz: "container.GczFile", max_pixels: int | None = None) -> "SelectiveParts":
     """The stored heatmap, vector label map and rasterised label grid of an SC file."""
     from .sc_codec import read_parts as _read
 
-    return _read(gcz)
+    return _read(gcz, max_pixels)
 
 
-def label_svg(gcz: "container.GczFile") -> str:
-    """The stored label map as a standalone SVG document (image pixel units)."""
+def label_svg(gcz: "container.GczFile", parts: "SelectiveParts | None" = None) -> str:
+    """The stored label map as a standalone SVG document (image pixel units).
+
+    ``parts`` (from :func:`read_parts`) saves decoding the sections again.
+    """
     from .vector import to_svg
 
-    return to_svg(read_parts(gcz).labels, gcz.width, gcz.height)
+    return to_svg((parts or read_parts(gcz)).labels, gcz.width, gcz.height)
 
 
-def heatmap_png(gcz: "container.GczFile") -> bytes:
-    """The stored heatmap as a PNG of the image's size: white = preserved (latent coded), black = synthesized."""
+def heatmap_png(gcz: "container.GczFile", parts: "SelectiveParts | None" = None) -> bytes:
+    """The stored heatmap as a PNG of the image's size: white = preserved (latent coded), black = synthesized.
+
+    ``parts`` (from :func:`read_parts`) saves decoding the sections again.
+    """
     import io
 
     from PIL import Image
 
-    heat = read_parts(gcz).heatmap
+    heat = (parts or read_parts(gcz)).heatmap
     block = gcz.downsampling
     pixels = np.repeat(np.repeat(heat, block, axis=0), block, axis=1)[:gcz.height, :gcz.width]
     buf = io.BytesIO()

@@ -101,13 +101,17 @@ def compress_selective(image: LoadedImage, entry: zoo.ModelEntry, selection: sel
     return container.write(gcz)
 
 
-def read_parts(gcz: container.GczFile) -> SelectiveParts:
-    """Decode the heatmap and the label map of an SC file (integer only, no network)."""
+def read_parts(gcz: container.GczFile, max_pixels: int | None = None) -> SelectiveParts:
+    """Decode the heatmap and the label map of an SC file (integer only, no network).
+
+    The declared image is checked against the pixel limit (``max_pixels`` or the
+    default) first: both maps' decoding work grows with it.
+    """
     sel = gcz.selective
     if sel is None:
         raise GczInputError("not a selectively compressed file (no HEATMAP/LABELS sections)")
     _, h, w = gcz.latent_shape
-    limits.check_pixels(gcz.width, gcz.height, None, "declared image")
+    limits.check_pixels(gcz.width, gcz.height, max_pixels, "declared image")
     heat = coding.decode_heatmap(sel.heatmap_code, h, w)
     rows, cols = sel.label_grid(gcz.height, gcz.width)
     labels = coding.decode_regions(sel.regions_code, cols, rows, sel.cell, sel.classes, sel.background,
@@ -125,8 +129,9 @@ def decode_symbols(gcz: container.GczFile, heat: np.ndarray) -> np.ndarray:
     return symbols
 
 
-def decompress_selective(gcz: container.GczFile, entry: zoo.ModelEntry, device: str = "cpu") -> np.ndarray:
-    """Decode an SC file with its model: (H, W, 3) uint8."""
+def decompress_selective(gcz: container.GczFile, entry: zoo.ModelEntry, device: str = "cpu",
+                         max_pixels: int | None = None) -> np.ndarray:
+    """Decode an SC file with its model: (H, W, 3) uint8 (``max_pixels``: see :func:`read_parts`)."""
     import torch
 
     if not entry.arch.selective or entry.arch.downsampling != gcz.downsampling:
@@ -134,7 +139,7 @@ def decompress_selective(gcz: container.GczFile, entry: zoo.ModelEntry, device: 
     if gcz.selective is not None and gcz.selective.classes != entry.arch.selective_classes:
         raise GczFormatError(f"file's label map has {gcz.selective.classes} classes, "
                              f"model {entry.name} {entry.arch.selective_classes}")
-    parts = read_parts(gcz)
+    parts = read_parts(gcz, max_pixels)
     symbols = decode_symbols(gcz, parts.heatmap)
     pixel_labels = labelmaps.to_pixels(parts.grid, parts.labels.cell)
     model = zoo.load_model(entry, device)

@@ -297,7 +297,6 @@ class Trainer:
                 labels = labels.to(self.device)
                 x_hat, w_hat = self.ddp_model(x, labels, heat)
                 keep = pixel_mask(heat)
-                labels = labels if cfg.disc_labels else None
             else:
                 x_hat, w_hat = self.ddp_model(x)
             second = None
