@@ -9,7 +9,7 @@ OUT    ?= demo-out
 
 PEER_PKGS := libheif-examples libavif-bin libjxl-tools webp libopenjp2-tools
 
-.PHONY: train-sc sc-eval setup demo test data train train-c4 train-gpu gpu-data train-realism train-sampler train-stochastic knobs \
+.PHONY: bench-train gpu-kit device-slim device-full gpu-return train-sc sc-eval setup demo test data train train-c4 train-gpu gpu-data train-realism train-sampler train-stochastic knobs \
 	peers bench eval fuzz clean
 
 setup: $(STAMP)
@@ -66,11 +66,33 @@ train-c4:
 # On the lent machine (torch with CUDA preinstalled, no venv): make train-gpu GCZ="python3 -m gcodec.cli"
 GPU_MINUTES ?= 8
 GPU_DATA ?= data/gpu-pool
+GPU_DISC ?= patch
 GCZ ?= $(BIN)/gcz
 train-gpu:
-	$(GCZ) train --out-dir runs/gpu-c$(C) --arch cpu --channels $(C) --dataset folder --data-root $(GPU_DATA) \
-	  --crop 256 --batch-size 32 --device cuda --bf16 --lr 2e-4 --lambda-perceptual 0.1 --fixed-norm-after -1 \
-	  --init-from gcz-c$(C) --iterations 1000000 --checkpoint-minutes 2 --max-minutes $(GPU_MINUTES)
+	GCZ="$(GCZ)" GPU_DATA=$(GPU_DATA) bash tools/gpu_burst.sh $(C) $(GPU_MINUTES) $(GPU_DISC)
+
+# What a burst carries (.gpu-kit/: wheels the GPU image lacks, feature weights, photos at 768 px, and the
+# run's compact checkpoint without optimizer state if runs/gpu-c$(C)/compact exists); it says whether the
+# tree and the kit fit the device's 64 MiB. The shipped weights alone are 60 MiB, so before a device call
+# `make device-slim` hides every weight file but gcz-c$(C)'s from the checkout (git sparse-checkout: nothing
+# is deleted, nothing to commit) and `make device-full` brings them back.
+gpu-kit: data
+	$(BIN)/gcz gpu-kit --pool data/pool $(if $(wildcard runs/gpu-c$(C)/compact),--run runs/gpu-c$(C))
+device-slim:
+	git sparse-checkout set --no-cone '/*' '!/weights/*.pt' \
+	  "/weights/$$(python3 -c "import json; print(json.load(open('weights/manifest.json'))['models']['gcz-c$(C)']['file'])")"
+	@echo "weights hidden; 'make device-full' restores them"
+device-full:
+	git sparse-checkout disable
+# after a burst: FROM=<the folder the device call's files came back to>; verifies every part's sha256
+gpu-return:
+	@test -n "$(FROM)" || (echo "usage: make gpu-return C=4 FROM=<folder of the returned files>"; exit 2)
+	rm -rf runs/gpu-c$(C)/compact.new && mkdir -p runs/gpu-c$(C)/compact.new
+	cp $(FROM)/compact.json $(FROM)/skeleton.pt $(FROM)/part-*.pt runs/gpu-c$(C)/compact.new/
+	$(BIN)/python -c "from pathlib import Path; from gcodec.train.compact import load_compact; \
+	  s = load_compact(Path('runs/gpu-c$(C)/compact.new')); print('iteration', s['iteration'])"
+	rm -rf runs/gpu-c$(C)/compact runs/gpu-c$(C)/checkpoint.pt && mv runs/gpu-c$(C)/compact.new runs/gpu-c$(C)/compact
+	tar -C runs/gpu-c$(C) -xf $(FROM)/burst.tar
 
 # The decoder's knobs (README, "Steering the decoder"); rerunning a target resumes its run.
 # A realism head (EGIC ORP) for the shipped gcz-c$(C), E and G frozen, then shipped beside it:
@@ -126,6 +148,11 @@ bench: setup
 	$(BIN)/gcz bench --knobs --out bench
 
 # coverage-guided fuzzing of the .gcz parser and entropy decoder (atheris), 10^6 inputs by default:
+# training throughput per setup (ms/step, it/h, Mpx/s): bench/train_speed.md; on a GPU machine
+# TRAIN_BENCH_ARGS="--device cuda" times the GPU recipe
+bench-train: setup
+	$(BIN)/gcz train-bench --out bench $(TRAIN_BENCH_ARGS)
+
 # a benchmark, not a test; results in bench/fuzz.md + bench/fuzz.json (FUZZ_ARGS=--runs N)
 fuzz: setup
 	$(BIN)/pip install -q atheris  # the [fuzz] extra

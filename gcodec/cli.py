@@ -181,6 +181,8 @@ class LazyGroup(click.Group):
                      "train": "train.cli:train_command", "publish": "train.cli:publish",
                      "train-realism": "train.cli:train_realism_command",
                      "train-sampler": "train.cli:train_sampler_command",
+                     "train-bench": "train.cli:train_bench_command",
+                     "gpu-kit": "train.cli:gpu_kit_command",
                      "publish-head": "train.cli:publish_head_command",
                      "sweep": "eval.cli:sweep_command"}
 

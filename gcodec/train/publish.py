@@ -60,6 +60,7 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
                          "hardware": state.get("hardware"), "batch_size": cfg.get("batch_size"),
                          "crop": cfg.get("crop"), "lr": cfg.get("lr"), "gan": cfg.get("gan"),
                          "stage1_iters": cfg.get("stage1_iters"),
+                         **({"discriminator": cfg["disc"]} if cfg.get("disc", "patch") != "patch" else {}),
                          **(_selective_facts(cfg) if arch.selective else {}),
                          "perceptual": (None if not cfg.get("perceptual", True)
                                         else "vgg19" if cfg.get("vgg_weights") else "efficientnet-lite0")},
