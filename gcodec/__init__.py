@@ -12,6 +12,6 @@ from __future__ import annotations
 from .codec import compress, decompress, read_header
 from .errors import GczEntropyError, GczError, GczFormatError, GczInputError, GczLimitError, GczModelError
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = ["compress", "decompress", "read_header", "GczError", "GczFormatError", "GczModelError",
            "GczInputError", "GczLimitError", "GczEntropyError", "__version__"]

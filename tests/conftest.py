@@ -19,7 +19,7 @@ HEADED_MODEL = "gcz-c4"
 STOCHASTIC_MODEL = "gcz-c2s"
 
 
-def _register_tiny(directory: Path, name: str, config, seed: int) -> GCModel:
+def _register_tiny(directory: Path, name: str, config, seed: int, default: bool = False) -> GCModel:
     torch.manual_seed(seed)
     model = GCModel(config)
     # spread encoder outputs so that all quantizer levels occur
@@ -28,7 +28,7 @@ def _register_tiny(directory: Path, name: str, config, seed: int) -> GCModel:
     path = directory / f"{name}.pt"
     sha = zoo.save_weights(model, path)
     zoo.register_model(directory, name, path.name, sha, model.config,
-                       info={"training": {"iterations": 0, "data": "none (test model)"}})
+                       info={"training": {"iterations": 0, "data": "none (test model)"}}, default=default)
     return model
 
 
@@ -48,7 +48,7 @@ def register_tiny_sc(directory: Path, name: str = SC_MODEL, seed: int = 7):
     path = directory / f"{name}.pt"
     sha = zoo.save_weights(model, path)
     zoo.register_model(directory, name, path.name, sha, model.config,
-                       info={"training": {"iterations": 0, "data": "none (test model)"}})
+                       info={"training": {"iterations": 0, "data": "none (test model)"}}, default=True)
     return model
 
 
@@ -69,11 +69,12 @@ def add_tiny_heads(directory: Path, model: GCModel, name: str = HEADED_MODEL, se
 
 
 def make_tiny_weights(directory: Path, channels=TINY_CHANNELS, seed: int = 0, heads: bool = True) -> None:
-    """Register tiny models ``gcz-c{C}`` (random weights, fixed seed) in ``directory``; with ``heads``,
+    """Register tiny models ``gcz-c{C}`` (random weights, fixed seed; the defaults for their C, ahead of the
+    shipped manifest's) in ``directory``; with ``heads``,
     ``gcz-c4`` also gets a realism head and a sampler and ``gcz-c2s`` is a stochastic C = 2 model."""
     directory.mkdir(parents=True, exist_ok=True)
     for c in channels:
-        model = _register_tiny(directory, f"gcz-c{c}", named_config("tiny", c), seed + c)
+        model = _register_tiny(directory, f"gcz-c{c}", named_config("tiny", c), seed + c, default=True)
         if heads and f"gcz-c{c}" == HEADED_MODEL:
             add_tiny_heads(directory, model)
     if heads:

@@ -91,3 +91,15 @@ def test_shipped_heads(entry, monkeypatch):
 
         sample = next(sampling.sample_images(entry, 1, 128, 96, seed=0))
         assert sample.shape == (96, 128, 3) and sample.std() > 1  # an image, not a flat field
+
+
+def test_default_c4_is_v2_with_gcz_c4s_encoder(monkeypatch):
+    """gcz-c4-v2 retrained only G: the same symbols as gcz-c4, so the same payload, and gcz-c4 files still decode."""
+    monkeypatch.setenv("GCZ_WEIGHTS", "")
+    assert zoo.default_model_name(4) == "gcz-c4-v2"
+    image = Image.open(EXAMPLE).convert("RGB")
+    new, old = codec.compress(image, channels=4), codec.compress(image, model="gcz-c4")
+    payload = {s.type: s.body for s in container.read_sections(new)}
+    assert payload[container.SEC_PAYLOAD] == {s.type: s.body for s in container.read_sections(old)}[
+        container.SEC_PAYLOAD]
+    assert codec.decompress(old).size == codec.decompress(new).size == image.size
