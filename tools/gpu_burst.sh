@@ -11,7 +11,8 @@
 # Elsewhere (`make train-gpu`) it is the same recipe with the installed packages.
 #
 # Environment: GCZ (default "python3 -m gcodec.cli"), GPU_DATA (default .gpu-kit/photos if present,
-# else data/gpu-pool), KIT (default .gpu-kit), BENCH=1 to time the GPU setups after training.
+# else data/gpu-pool), KIT (default .gpu-kit), FM (feature-matching weight; default 10, 1.5 with the
+# projected D), BENCH=1 to time the GPU setups after training.
 set -euo pipefail
 C=${1:-4}
 MINUTES=${2:-8}
@@ -29,12 +30,14 @@ if [ -z "${GPU_DATA:-}" ]; then
   if [ -d "$KIT/photos" ]; then GPU_DATA=$KIT/photos; else GPU_DATA=data/gpu-pool; fi
 fi
 export PYTHONUNBUFFERED=1
+# feature matching on the projected D's heads is larger in scale: 1.5 there gives it λ = 10's share (README)
+if [ "$DISC" = projected ]; then FM=${FM:-1.5}; else FM=${FM:-10}; fi
 mkdir -p "$RUN"
 if [ -d "$KIT/resume" ] && [ ! -e "$RUN/compact" ] && [ ! -e "$RUN/checkpoint.pt" ]; then
   cp -r "$KIT/resume" "$RUN/compact"   # a run carried from an earlier burst
 fi
 # --init-from only applies to a new run: an existing checkpoint or compact folder is resumed
-$GCZ train --out-dir "$RUN" --arch cpu --channels "$C" --dataset folder --data-root "$GPU_DATA" --disc "$DISC" \
+$GCZ train --out-dir "$RUN" --arch cpu --channels "$C" --dataset folder --data-root "$GPU_DATA" --disc "$DISC" --lambda-fm "$FM" \
   --crop 256 --batch-size 32 --device cuda --bf16 --lr 2e-4 --lambda-perceptual 0.1 --fixed-norm-after -1 \
   --init-from "gcz-c$C" --iterations 1000000 --checkpoint-minutes 2 --max-minutes "$MINUTES"
 if [ -n "${OUT:-}" ]; then

@@ -88,11 +88,14 @@ def folder_bytes(path: Path) -> int:
 
 def build_kit(kit: Path, pool: Path, run_dir: Path | None = None, repo: Path | None = None, wheels: bool = True,
               status: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """Write the GPU kit into ``kit`` (replacing it) and return its summary (also ``kit/kit.json``)."""
+    """Write the GPU kit into ``kit`` (replacing an earlier kit, never another folder) and return its
+    summary (also ``kit/kit.json``); with ``repo`` (a git checkout), whether tree and kit fit the device."""
     from ..data.pack import pack_split
     from .perceptual import save_features
 
     if kit.exists():
+        if not (kit / "kit.json").is_file() and any(kit.iterdir()):
+            raise GczInputError(f"{kit} exists and is not a GPU kit (no kit.json): choose another folder")
         shutil.rmtree(kit)
     kit.mkdir(parents=True)
     summary: dict[str, Any] = {}
@@ -108,7 +111,7 @@ def build_kit(kit: Path, pool: Path, run_dir: Path | None = None, repo: Path | N
         status("slimming the run's compact checkpoint")
         summary["resume"] = {"from": str(compact_dir), **slim_resume(compact_dir, kit / "resume")}
     summary["kit_bytes"] = folder_bytes(kit)
-    if repo is not None:
+    if repo is not None and (repo / ".git").exists():
         summary["tree_bytes"] = tree_bytes(repo)
         summary["transfer_bytes"] = summary["tree_bytes"] + summary["kit_bytes"]
         summary["fits"] = summary["transfer_bytes"] <= TRANSFER_LIMIT
