@@ -71,7 +71,8 @@ train-c4-v2: data
 # crops, bf16, the full GC objective, warm-started from the shipped model. Each call trains for
 # GPU_MINUTES and leaves runs/gpu-c$(C)/compact/ (fp16 weights, 8-bit Adam moments, parts <= 15 MiB,
 # 47 MiB for C=4): copy that folder into runs/gpu-c$(C)/ on any machine and the next call resumes.
-# On the lent machine (torch with CUDA preinstalled, no venv): make train-gpu GCZ="python3 -m gcodec.cli"
+# The recipe is tools/gpu_burst.sh; on a lent machine run that script itself with .gpu-kit carried
+# (gpu-kit, device-slim and gpu-return below; README, "Training on GPU bursts").
 GPU_MINUTES ?= 8
 GPU_DATA ?= data/gpu-pool
 GPU_DISC ?= patch

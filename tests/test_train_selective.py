@@ -16,6 +16,7 @@ from gcodec.train.data import Sample
 from gcodec.train.loop import TrainConfig, Trainer
 
 from conftest import photo_like
+from test_train import config
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,8 @@ def folder(tmp_path_factory) -> Path:
 
 
 def _config(tmp_path: Path, folder: Path, **kw) -> TrainConfig:
-    base = dict(out_dir=str(tmp_path / "run"), mode="sc", arch="tiny", channels=8, dataset="folder",
-                data_root=str(folder), iterations=3, crop=32, batch_size=2, perceptual=False,
-                checkpoint_minutes=999, threads=1)
-    base.update(kw)
-    return TrainConfig(**base)
+    """test_train's tiny run, as an SC model at C = 8."""
+    return config(tmp_path, folder, **{"mode": "sc", "channels": 8, **kw})
 
 
 def test_heatmap_modes():

@@ -64,13 +64,13 @@ def _write_photos(root: Path) -> None:
 
 
 def time_setup(setup: StepSetup, device: str, steps: int, warmup: int, threads: int | None,
-               data_root: Path, work: Path) -> dict[str, Any]:
-    """Time ``steps`` training steps of one setup; returns its row of the benchmark."""
+               data_root: Path, run_dir: Path) -> dict[str, Any]:
+    """Time ``steps`` training steps of one setup (its run folder: ``run_dir``); returns its row of the benchmark."""
     import torch
 
     from .loop import Trainer, TrainConfig
 
-    cfg = TrainConfig(out_dir=str(work / f"run{abs(hash(setup))}"), arch=setup.arch,
+    cfg = TrainConfig(out_dir=str(run_dir), arch=setup.arch,
                       channels=setup.channels, dataset="folder", data_root=str(data_root), iterations=10**9,
                       batch_size=setup.batch_size, crop=setup.crop, lr=2e-4, gan=setup.gan,
                       perceptual=setup.perceptual, lambda_perceptual=0.1, disc=setup.disc, device=device,
@@ -110,9 +110,9 @@ def bench_training(out: Path, device: str = "cpu", steps: int = 20, warmup: int 
         data_root = Path(tmp) / "photos"
         data_root.mkdir()
         _write_photos(data_root)
-        for setup in chosen:
+        for i, setup in enumerate(chosen):
             status(f"timing {setup.label}")
-            rows.append(time_setup(setup, device, steps, warmup, threads, data_root, Path(tmp)))
+            rows.append(time_setup(setup, device, steps, warmup, threads, data_root, Path(tmp) / f"run{i}"))
     result = {"machine": machine_info(), "device": device, "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_speed.json").write_text(json.dumps(result, indent=2) + "\n")
