@@ -9,7 +9,7 @@ OUT    ?= demo-out
 
 PEER_PKGS := libheif-examples libavif-bin libjxl-tools webp libopenjp2-tools
 
-.PHONY: train-c4-v2 bench-train gpu-kit device-slim device-full gpu-return train-sc sc-eval setup demo test data train train-c4 train-gpu gpu-data train-realism train-sampler train-stochastic knobs \
+.PHONY: train-v2 train-c4-v2 bench-train gpu-kit device-slim device-full gpu-return train-sc sc-eval setup demo test data train train-c4 train-gpu gpu-data train-realism train-sampler train-stochastic knobs \
 	peers bench eval fuzz clean
 
 setup: $(STAMP)
@@ -59,13 +59,15 @@ train: data
 train-c4:
 	$(MAKE) train C=4
 
-# gcz-c4-v2 (the default for C=4 since 0.4): gcz-c4's G fine-tuned with the projected discriminator, E frozen
-# (same symbols and bytes as gcz-c4); shipped after 75 minutes on 1 thread (7,350 iterations). Rerunning resumes.
-# Publish with: gcz publish runs/c4-v2/checkpoint.pt --name my-c4-v2
+# gcz-c$(C)-v2: gcz-c$(C)'s G fine-tuned with the projected discriminator, E frozen (same symbols and bytes
+# as gcz-c$(C)). gcz-c4-v2 (the default for C=4 since 0.4) shipped after 75 minutes on 1 thread (7,350
+# iterations). Rerunning resumes. Publish with: gcz publish runs/c$(C)-v2/checkpoint.pt --name my-c$(C)-v2
 V2_MINUTES ?= 75
-train-c4-v2: data
-	$(BIN)/gcz train --out-dir runs/c4-v2 $(TRAIN_COMMON) --disc projected --lambda-fm 1.5 --lr 2e-4 \
-	  --lambda-perceptual 0.1 --freeze-encoder --init-from gcz-c4 --iterations 1000000 --max-minutes $(V2_MINUTES) --threads 1
+train-v2: data
+	$(BIN)/gcz train --out-dir runs/c$(C)-v2 $(TRAIN_COMMON) --disc projected --lambda-fm 1.5 --lr 2e-4 \
+	  --lambda-perceptual 0.1 --freeze-encoder --init-from gcz-c$(C) --iterations 1000000 --max-minutes $(V2_MINUTES) --threads 1
+train-c4-v2:
+	$(MAKE) train-v2 C=4
 
 # The GPU recipe (README, "Training on GPU bursts"): the shipped cpu architecture, batch 32 of 256 px
 # crops, bf16, the full GC objective, warm-started from the shipped model. Each call trains for

@@ -47,6 +47,26 @@ def test_quantizer_hard_forward_soft_backward():
     assert q.dequantize(q.symbols(w)).tolist() == [-2, -1, 0, 1, 2]
 
 
+def test_quantizer_reads_nothing_back_from_the_device(monkeypatch):
+    """The training step's quantizer never turns a tensor into a Python number: on a GPU each such
+    read (``float(t)``, ``t.item()``) makes the step wait for the device, and breaks torch.compile's
+    graph."""
+    q = Quantizer([-2, -1, 0, 1, 2]).train()
+    w = torch.tensor([-3.0, -1.4, 0.2, 0.6, 2.7], requires_grad=True)
+
+    def refuse(self, *args):
+        raise AssertionError("host sync")
+
+    for name in ("__float__", "__int__", "item"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    assert q.levels == 5
+    out = q(w)
+    symbols = q.symbols(w)
+    monkeypatch.undo()
+    assert out.tolist() == [-2, -1, 0, 1, 2]
+    assert symbols.tolist() == [0, 1, 2, 3, 4]
+
+
 def test_noise_channels_and_seeded_decoding():
     cfg = ArchConfig(latent_channels=2, width=0.0625, res_blocks=1, noise_channels=2)
     model = GCModel(cfg).eval()

@@ -17,16 +17,19 @@ class Quantizer(nn.Module):
         super().__init__()
         self.register_buffer("centers", torch.tensor(centers, dtype=torch.float32))
         self.sigma = sigma
+        # The lowest center as a Python number: reading it from the buffer in symbols() would make
+        # every training step wait for the GPU (a host sync) and break torch.compile's graph.
+        self._low = float(centers[0])
+        self._levels = len(centers)
 
     @property
     def levels(self) -> int:
         """Number of centers L."""
-        return int(self.centers.numel())
+        return self._levels
 
     def symbols(self, w: torch.Tensor) -> torch.Tensor:
         """Indices (0..L-1, int64) of the nearest center of every latent entry."""
-        low = float(self.centers[0])
-        return torch.clamp(torch.round(w - low), 0, self.levels - 1).to(torch.int64)
+        return torch.clamp(torch.round(w - self._low), 0, self._levels - 1).to(torch.int64)
 
     def dequantize(self, symbols: torch.Tensor) -> torch.Tensor:
         """Center values of symbol indices."""
