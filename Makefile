@@ -77,10 +77,10 @@ train-c4-v2:
 # (gpu-kit, device-slim and gpu-return below; README, "Training on GPU bursts").
 GPU_MINUTES ?= 8
 GPU_DATA ?= data/gpu-pool
-GPU_DISC ?= patch
+GPU_DISC ?= projected
 GCZ ?= $(BIN)/gcz
 train-gpu:
-	GCZ="$(GCZ)" GPU_DATA=$(GPU_DATA) bash tools/gpu_burst.sh $(C) $(GPU_MINUTES) $(GPU_DISC)
+	INIT=$(INIT) GCZ="$(GCZ)" GPU_DATA=$(GPU_DATA) bash tools/gpu_burst.sh $(C) $(GPU_MINUTES) $(GPU_DISC)
 
 # What a burst carries (.gpu-kit/: wheels the GPU image lacks, feature weights, photos at 768 px, and the
 # run's compact checkpoint without optimizer state if runs/gpu-c$(C)/compact exists); it says whether the
@@ -89,10 +89,12 @@ train-gpu:
 # is deleted, nothing to commit) and `make device-full` brings them back.
 gpu-kit: data
 	$(BIN)/gcz gpu-kit --pool data/pool $(if $(wildcard runs/gpu-c$(C)/compact),--run runs/gpu-c$(C))
+# the model a new GPU run starts from (and the only weight file device-slim keeps): the default for C
+INIT = $(shell python3 -c "import json; print(json.load(open('weights/manifest.json'))['defaults']['$(C)'])")
 device-slim:
 	git sparse-checkout set --no-cone '/*' '!/weights/*.pt' \
-	  "/weights/$$(python3 -c "import json; print(json.load(open('weights/manifest.json'))['models']['gcz-c$(C)']['file'])")"
-	@echo "weights hidden; 'make device-full' restores them"
+	  "/weights/$$(python3 -c "import json; print(json.load(open('weights/manifest.json'))['models']['$(INIT)']['file'])")"
+	@echo "weights hidden but $(INIT)'s; 'make device-full' restores them"
 device-full:
 	git sparse-checkout disable
 # after a burst: FROM=<the folder the device call's files came back to>; verifies every part's sha256

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One GPU burst of the shipped architecture's GPU recipe (README, "Training on GPU bursts").
 #
-#   bash tools/gpu_burst.sh [C] [MINUTES] [DISC]        # defaults: 4 8 patch
+#   bash tools/gpu_burst.sh [C] [MINUTES] [DISC]        # defaults: 4 8 projected
 #
 # On a lent GPU machine (through the device tool, with .gpu-kit carried: `gcz gpu-kit`), it installs
-# the kit's wheels, continues the kit's resume point (or warm-starts from the shipped gcz-cC), trains
+# the kit's wheels, continues the kit's resume point (or warm-starts from INIT, by default the shipped
+# default model for C, e.g. gcz-c4-v2), trains
 # for MINUTES and, when $OUT is set, leaves there at most 8 files: the compact checkpoint
 # (compact.json, skeleton.pt, part-*.pt; 47 MiB for C=4) and burst.tar (log.csv, summary.json,
 # nvidia-smi.txt; with BENCH=1 also train_speed.json/.md of `gcz train-bench --device cuda`).
@@ -12,15 +13,17 @@
 #
 # Environment: GCZ (default "python3 -m gcodec.cli"), GPU_DATA (default .gpu-kit/photos if present,
 # else data/gpu-pool), KIT (default .gpu-kit), FM (feature-matching weight; default 10, 1.5 with the
-# projected D), BENCH=1 to time the GPU setups after training.
+# projected D), INIT (the model a new run starts from; default: weights/manifest.json's default for C),
+# BENCH=1 to time the GPU setups after training.
 set -euo pipefail
 C=${1:-4}
 MINUTES=${2:-8}
-DISC=${3:-patch}
+DISC=${3:-projected}
 KIT=${KIT:-.gpu-kit}
 if [ -d "$KIT" ]; then KIT=$(cd "$KIT" && pwd); fi
 GCZ=${GCZ:-python3 -m gcodec.cli}
 RUN=runs/gpu-c$C
+INIT=${INIT:-$(python3 -c "import json; print(json.load(open('weights/manifest.json'))['defaults']['$C'])")}
 if [ -d "$KIT/wheels" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gcz-site "$KIT"/wheels/*.whl
   export PYTHONPATH=/tmp/gcz-site:$PWD${PYTHONPATH:+:$PYTHONPATH}
@@ -39,7 +42,7 @@ fi
 # --init-from only applies to a new run: an existing checkpoint or compact folder is resumed
 $GCZ train --out-dir "$RUN" --arch cpu --channels "$C" --dataset folder --data-root "$GPU_DATA" --disc "$DISC" --lambda-fm "$FM" \
   --crop 256 --batch-size 32 --device cuda --bf16 --lr 2e-4 --lambda-perceptual 0.1 --fixed-norm-after -1 \
-  --init-from "gcz-c$C" --iterations 1000000 --checkpoint-minutes 2 --max-minutes "$MINUTES"
+  --init-from "$INIT" --iterations 1000000 --checkpoint-minutes 2 --max-minutes "$MINUTES"
 if [ -n "${OUT:-}" ]; then
   extra=()
   if [ "${BENCH:-0}" = 1 ]; then
