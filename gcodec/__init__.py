@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .codec import compress, decompress, read_header
 from .errors import GczEntropyError, GczError, GczFormatError, GczInputError, GczLimitError, GczModelError
+from .version import __version__
 
-__version__ = "0.4.0"
 __all__ = ["compress", "decompress", "read_header", "GczError", "GczFormatError", "GczModelError",
            "GczInputError", "GczLimitError", "GczEntropyError", "__version__"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
+from .version import __version__
 from .cli_common import fail, stderr_console, user_errors, user_errors_record
 from .errors import GczError, GczInputError
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import zoo
-from .backends.onnx_net import generator_input_name, graph_names
+from .backends.graphs import generator_input_name, graph_names
 from .errors import GczInputError
 from .models.layers import Affine
 

@@ -182,7 +182,7 @@ def test_ddp_two_processes(tmp_path, folder):
     """Data-parallel training with torchrun, 2 CPU processes, gloo backend."""
     env = dict(os.environ, GCZ_DDP_BACKEND="gloo", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "gcodec.train.loop", "--out-dir", str(tmp_path / "ddp"), "--arch", "tiny", "-c", "2",
+           "-m", "gcodec.train", "--out-dir", str(tmp_path / "ddp"), "--arch", "tiny", "-c", "2",
            "--dataset", "folder", "--data-root", str(folder), "--iterations", "2", "--crop", "32",
            "--no-perceptual", "--threads", "1"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

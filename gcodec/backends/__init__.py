@@ -24,8 +24,6 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import GczInputError
-from ..models.config import ArchConfig
-from ..noise import latent_noise
 from ..zoo import ModelEntry
 
 #: Names accepted by ``--backend``.
@@ -54,17 +52,6 @@ class Network(Protocol):
 
     def generate_realism(self, latent: np.ndarray, alpha: float) -> np.ndarray:
         """As :meth:`generate`, at realism ``alpha`` (models with a realism head, :mod:`gcodec.realism`)."""
-
-
-def float_latent(symbols: np.ndarray, arch: ArchConfig, seed: int | None = None) -> np.ndarray:
-    """The generator's float input (1, C + K, h, w): the quantizer centers of ``symbols`` (C, h, w),
-    then, for a model with K noise channels, the noise of ``seed`` (:func:`gcodec.noise.latent_noise`).
-
-    Noise is drawn once for the whole latent, so tiles cut the same noise."""
-    latent = np.asarray(arch.centers, dtype=np.float32)[np.asarray(symbols)][None]
-    if not arch.noise_channels:
-        return latent
-    return np.concatenate([latent, latent_noise(seed, arch.noise_channels, *latent.shape[2:])], axis=1)
 
 
 def onnxruntime_installed() -> bool:

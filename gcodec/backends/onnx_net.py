@@ -31,31 +31,19 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..errors import GczModelError
 from ..zoo import ModelEntry, head_entry, read_verified
+from .graphs import REALISM_GRAPH, float_latent, generator_input_name, graph_names
 
 #: Bump when what is cached changes (graph interface, export rewrites).
 CACHE_FORMAT = 2
 META_NAME = "meta.json"
 CACHE_ENV = "GCZ_CACHE"
-#: The realism graph's file, built for models with a realism head.
-REALISM_GRAPH = "generator_realism.onnx"
 
 #: Loaded networks by (weights sha256, realism head sha256 or ''): a head added later is a new network.
 _loaded: dict[tuple[str, str], OnnxNetwork] = {}
 _lock = threading.Lock()
-
-
-def graph_names(entry: ModelEntry) -> tuple[str, ...]:
-    """The graph files of ``entry`` (what :func:`gcodec.export.export_onnx` writes)."""
-    return ("encoder.onnx", "generator.onnx") + ((REALISM_GRAPH,) if entry.supports_realism else ())
-
-
-def generator_input_name(entry: ModelEntry) -> str:
-    """The generator graphs' image input: int64 ``symbols``, or the float ``latent`` (noise included)
-    for models with a noise input."""
-    return "latent" if entry.arch.noise_channels else "symbols"
 
 
 def cache_root() -> Path:
@@ -205,8 +193,6 @@ class OnnxNetwork:
         with a noise input, the dequantized latent with the noise of ``seed`` (:mod:`gcodec.noise`)."""
         if not self.entry.arch.noise_channels:
             return np.ascontiguousarray(symbols, dtype=np.int64)[None]
-        from . import float_latent
-
         return float_latent(symbols, self.entry.arch, seed)
 
     def _feed(self, latent: np.ndarray) -> dict[str, np.ndarray]:

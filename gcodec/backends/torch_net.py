@@ -7,6 +7,7 @@ from torch import nn
 
 from ..errors import GczModelError
 from ..zoo import ModelEntry, load_head, load_model
+from .graphs import float_latent
 
 
 def can_tile(model: nn.Module) -> bool:
@@ -40,9 +41,7 @@ class TorchNetwork:
 
     def generator_input(self, symbols: np.ndarray, seed: int | None = None) -> np.ndarray:
         """Dequantized symbols (1, C, h, w), plus noise channels drawn from ``seed`` for noise models
-        (:func:`gcodec.backends.float_latent`, as :meth:`GCModel.decode_symbols` draws them)."""
-        from . import float_latent
-
+        (:func:`gcodec.backends.graphs.float_latent`, as :meth:`GCModel.decode_symbols` draws them)."""
         return float_latent(symbols, self.model.config, seed)
 
     @torch.no_grad()

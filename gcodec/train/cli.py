@@ -1,6 +1,6 @@
 """``gcz train`` and ``gcz publish``: thin click commands over :mod:`.loop` and :mod:`.publish`.
 
-Also the entry point of ``torchrun -m gcodec.train.loop`` (through :func:`gcodec.train.loop.main`).
+Also the entry point of ``torchrun -m gcodec.train`` (:func:`main`, through ``gcodec/train/__main__.py``).
 """
 from __future__ import annotations
 
@@ -216,3 +216,8 @@ def gpu_kit_command(out_dir: str, pool: str, run_dir: str | None, no_wheels: boo
                 f"warning: the tree and the kit are {summary['transfer_bytes'] / 2**20:.1f} MiB, over the device's "
                 f"{TRANSFER_LIMIT // 2**20} MiB: run 'make device-slim' first (README, Training on GPU bursts)",
                 markup=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point for ``torchrun -m gcodec.train`` (same options as ``gcz train``)."""
+    train_command.main(args=argv, prog_name="gcz train", standalone_mode=True)

@@ -1,7 +1,7 @@
 """The training loop of ``gcz train``: GC objective, checkpoints, resume, logging, DDP.
 
 Single process: ``gcz train ...``.  Data parallel over processes or nodes:
-``torchrun --nproc-per-node N -m gcodec.train.loop ...`` (gloo on CPU, nccl
+``torchrun --nproc-per-node N -m gcodec.train ...`` (gloo on CPU, nccl
 on CUDA); each rank draws its own crops, gradients are averaged by DDP.
 """
 from __future__ import annotations
@@ -542,11 +542,7 @@ def plot_losses(log_path: Path, png_path: Path) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point for ``torchrun -m gcodec.train.loop`` (same options as ``gcz train``)."""
-    from .cli import train_command
-    train_command.main(args=argv, prog_name="gcz train", standalone_mode=True)
+if __name__ == "__main__":  # ``torchrun -m gcodec.train.loop``, the entry point before 0.4.1
+    import runpy
 
-
-if __name__ == "__main__":
-    main()
+    runpy.run_module("gcodec.train", run_name="__main__", alter_sys=True)

@@ -1,0 +1,4 @@
+"""``torchrun --nproc-per-node N -m gcodec.train ...``: data-parallel ``gcz train`` (same options)."""
+from .cli import main
+
+main()
