@@ -273,6 +273,28 @@ def test_stochastic_step_rewards_two_different_draws(tmp_path, folder):
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.encoder.parameters()))
 
 
+def test_lowpass_term_holds_block_means_and_is_part_of_the_loss(tmp_path, folder):
+    plain = Trainer(config(tmp_path / "a", folder, gan=False), status=lambda s: None)
+    torch.manual_seed(0)
+    logs_plain = plain.step()
+    held = Trainer(config(tmp_path / "b", folder, gan=False, lambda_lowpass=50.0, lowpass_pool=8),
+                   status=lambda s: None)
+    torch.manual_seed(0)
+    logs = held.step()
+    assert "lowpass" not in logs_plain and float(logs["lowpass"]) > 0
+    # the same models and crops (same seed): the loss differs by exactly the weighted term
+    assert float(logs["loss"]) == pytest.approx(float(logs_plain["loss"]) + 50.0 * float(logs["lowpass"]), rel=1e-5)
+    # block means are all it sees: texture inside a block costs nothing, a colour shift does
+    x = torch.rand(1, 3, 16, 16)
+    texture = x + (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 0.2 - 0.1
+    pooled = torch.nn.functional.avg_pool2d
+    assert float(losses.masked_mse(pooled(texture, 8), pooled(x, 8), None)) == pytest.approx(0.0, abs=1e-12)
+    # (on the [0, 1] scale: a shift of 0.1 in [-1, 1] units is 0.05)
+    assert float(losses.masked_mse(pooled(x + 0.1, 8), pooled(x, 8), None)) == pytest.approx(0.0025)
+    with pytest.raises(GczInputError, match="--lowpass-pool"):
+        Trainer(config(tmp_path / "c", folder, lambda_lowpass=1.0, lowpass_pool=64), status=lambda s: None)
+
+
 def test_diversity_hinge_and_band_pass():
     x = torch.rand(2, 3, 16, 16)
     assert torch.allclose(losses.band_pass(torch.ones(1, 3, 16, 16), 1, 8), torch.zeros(1, 3, 16, 16))

@@ -44,6 +44,11 @@ _WEIGHTS_DIR = str(SHIPPED_DIR)
 @click.option("--freeze-encoder", is_flag=True, help="Keep E fixed throughout (fine-tune G of a trained model).")
 @click.option("--distortion-pool", type=int, default=1, show_default=True,
               help="MSE between k x k average-pooled images: pins layout and colour, leaves texture to the GAN.")
+@click.option("--lambda-lowpass", type=float, default=0.0, show_default=True,
+              help="Weight of an extra MSE between the --lowpass-pool block means of x and x^: holds colours, "
+                   "which the GAN and perceptual terms barely see (100 with the projected D).")
+@click.option("--lowpass-pool", type=int, default=16, show_default=True,
+              help="Block side of --lambda-lowpass (16 = one latent cell).")
 @click.option("--lambda-diversity", type=float, default=0.0, show_default=True,
               help="Stochastic G (--noise-channels): reward two noise draws for differing.")
 @click.option("--diversity-margin", type=float, default=0.06, show_default=True,

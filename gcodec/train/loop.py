@@ -65,6 +65,8 @@ class TrainConfig:
     lambda_perceptual: float = 10.0
     fixed_norm_after: float | None = 0.5  # fraction of iterations after which G uses fixed statistics
     distortion_pool: int = 1          # MSE between avg-pooled images (k x k): pins layout, frees texture
+    lambda_lowpass: float = 0.0       # an extra MSE between k x k block means (k = lowpass_pool): holds colour
+    lowpass_pool: int = 16
     lambda_diversity: float = 0.0     # stochastic G: reward two noise draws for differing (losses.diversity_hinge)
     diversity_margin: float = 0.06
     diversity_scale: int = 1          # diversity counts detail above this many pixels (no pixel noise)
@@ -131,6 +133,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, status: Callable[[str], None] = print) -> None:
         self.cfg = cfg
         self.status = status
+        if cfg.lambda_lowpass > 0 and not 1 <= cfg.lowpass_pool <= cfg.crop:
+            raise GczInputError(f"--lowpass-pool must be between 1 and --crop ({cfg.crop}), not {cfg.lowpass_pool}")
         self.rank, self.world = _distributed()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -363,6 +367,12 @@ class Trainer:
             loss = cfg.lambda_mse * losses.masked_mse(F.avg_pool2d(x_hat, pool), F.avg_pool2d(x, pool), pooled_keep)
         else:
             loss = cfg.lambda_mse * mse
+        if cfg.lambda_lowpass > 0:  # block means are what the latent fixes: the GAN terms barely see colour
+            pool = cfg.lowpass_pool
+            pooled_keep = None if keep is None else F.avg_pool2d(keep, pool)
+            lowpass = losses.masked_mse(F.avg_pool2d(x_hat, pool), F.avg_pool2d(x, pool), pooled_keep)
+            loss = loss + cfg.lambda_lowpass * lowpass
+            logs["lowpass"] = lowpass.detach()
         if second is not None:
             div = losses.diversity_hinge(x_hat, second, cfg.diversity_margin, cfg.distortion_pool, cfg.diversity_scale)
             loss = loss + cfg.lambda_diversity * div
@@ -395,7 +405,7 @@ class Trainer:
         session_start_iter = self.iteration
         last_ckpt = start
         log_path = self.out / LOG_NAME
-        fields = ["iteration", "elapsed_s", "loss", "mse", "psnr", "perc", "d", "g_adv", "fm", "div"]
+        fields = ["iteration", "elapsed_s", "loss", "mse", "psnr", "perc", "d", "g_adv", "fm", "div", "lowpass"]
         new_log = not log_path.is_file()
         log_fh = open(log_path, "a", newline="") if self.rank == 0 else None
         writer = csv.DictWriter(log_fh, fieldnames=fields, extrasaction="ignore") if log_fh else None
