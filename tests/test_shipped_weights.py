@@ -93,12 +93,15 @@ def test_shipped_heads(entry, monkeypatch):
         assert sample.shape == (96, 128, 3) and sample.std() > 1  # an image, not a flat field
 
 
-def test_default_c4_is_v2_with_gcz_c4s_encoder(monkeypatch):
-    """gcz-c4-v2 retrained only G: the same symbols as gcz-c4, so the same payload, and gcz-c4 files still decode."""
+@pytest.mark.parametrize("channels, default, encoder_of", [(4, "gcz-c4-v2", "gcz-c4"), (8, "gcz-c8-v2", "gcz-c8")])
+def test_default_v2_models_keep_their_predecessors_encoder(channels, default, encoder_of, monkeypatch):
+    """The v2 models retrained only G: the same symbols as their predecessor, so the same payload, and the
+    predecessor's files still decode."""
     monkeypatch.setenv("GCZ_WEIGHTS", "")
-    assert zoo.default_model_name(4) == "gcz-c4-v2"
+    assert zoo.default_model_name(channels) == default
     image = Image.open(EXAMPLE).convert("RGB")
-    new, old = codec.compress(image, channels=4), codec.compress(image, model="gcz-c4")
+    new, old = codec.compress(image, channels=channels), codec.compress(image, model=encoder_of)
+    assert codec.read_header(new).model_name == default
     payload = {s.type: s.body for s in container.read_sections(new)}
     assert payload[container.SEC_PAYLOAD] == {s.type: s.body for s in container.read_sections(old)}[
         container.SEC_PAYLOAD]

@@ -552,7 +552,7 @@ def plot_losses(log_path: Path, png_path: Path) -> bool:
     return True
 
 
-if __name__ == "__main__":  # ``torchrun -m gcodec.train.loop``, the entry point before 0.4.1
+if __name__ == "__main__":  # ``torchrun -m gcodec.train.loop``, the entry point before 0.5
     import runpy
 
     runpy.run_module("gcodec.train", run_name="__main__", alter_sys=True)
