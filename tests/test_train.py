@@ -295,6 +295,22 @@ def test_lowpass_term_holds_block_means_and_is_part_of_the_loss(tmp_path, folder
         Trainer(config(tmp_path / "c", folder, lambda_lowpass=1.0, lowpass_pool=64), status=lambda s: None)
 
 
+def test_resuming_an_older_log_adds_the_new_columns(tmp_path):
+    from gcodec.train.loop import upgrade_log_columns
+
+    log = tmp_path / "log.csv"
+    log.write_text("iteration,elapsed_s,loss\n10,1.0,3.5\n20,2.0,3.1\n")
+    fields = ["iteration", "elapsed_s", "loss", "lowpass"]
+    upgrade_log_columns(log, fields)
+    assert log.read_text().splitlines() == ["iteration,elapsed_s,loss,lowpass", "10,1.0,3.5,", "20,2.0,3.1,"]
+    upgrade_log_columns(log, fields)  # already current: untouched
+    assert log.read_text().splitlines()[0] == "iteration,elapsed_s,loss,lowpass"
+    foreign = tmp_path / "other.csv"
+    foreign.write_text("a,b\n1,2\n")
+    upgrade_log_columns(foreign, fields)  # not a training log of ours: left alone
+    assert foreign.read_text() == "a,b\n1,2\n"
+
+
 def test_diversity_hinge_and_band_pass():
     x = torch.rand(2, 3, 16, 16)
     assert torch.allclose(losses.band_pass(torch.ones(1, 3, 16, 16), 1, 8), torch.zeros(1, 3, 16, 16))

@@ -407,6 +407,8 @@ class Trainer:
         log_path = self.out / LOG_NAME
         fields = ["iteration", "elapsed_s", "loss", "mse", "psnr", "perc", "d", "g_adv", "fm", "div", "lowpass"]
         new_log = not log_path.is_file()
+        if self.rank == 0 and not new_log:
+            upgrade_log_columns(log_path, fields)
         log_fh = open(log_path, "a", newline="") if self.rank == 0 else None
         writer = csv.DictWriter(log_fh, fieldnames=fields, extrasaction="ignore") if log_fh else None
         if writer and new_log:
@@ -465,6 +467,23 @@ def session_summary(out: Path, iteration: int, session_start: int, started: floa
                **extra, "checkpoint": str(checkpoint)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def upgrade_log_columns(log_path: Path, fields: list[str]) -> None:
+    """Rewrite a CSV log written by an older version (fewer columns) under the header ``fields``, so
+    that the rows a resumed run appends line up with their column names (old rows get empty cells)."""
+    with open(log_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        if header == fields or not set(header) <= set(fields):
+            return
+        rows = list(reader)
+    tmp = log_path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, log_path)
 
 
 def scalar_logs(step_logs: dict[str, torch.Tensor]) -> dict[str, float]:
