@@ -362,15 +362,11 @@ class Trainer:
         mse = losses.masked_mse(x_hat, x, keep)
         logs["mse"] = mse.detach()
         if cfg.distortion_pool > 1:
-            pool = cfg.distortion_pool
-            pooled_keep = None if keep is None else F.avg_pool2d(keep, pool)
-            loss = cfg.lambda_mse * losses.masked_mse(F.avg_pool2d(x_hat, pool), F.avg_pool2d(x, pool), pooled_keep)
+            loss = cfg.lambda_mse * losses.block_mse(x_hat, x, cfg.distortion_pool, keep)
         else:
             loss = cfg.lambda_mse * mse
         if cfg.lambda_lowpass > 0:  # block means are what the latent fixes: the GAN terms barely see colour
-            pool = cfg.lowpass_pool
-            pooled_keep = None if keep is None else F.avg_pool2d(keep, pool)
-            lowpass = losses.masked_mse(F.avg_pool2d(x_hat, pool), F.avg_pool2d(x, pool), pooled_keep)
+            lowpass = losses.block_mse(x_hat, x, cfg.lowpass_pool, keep)
             loss = loss + cfg.lambda_lowpass * lowpass
             logs["lowpass"] = lowpass.detach()
         if second is not None:

@@ -34,6 +34,13 @@ def masked_mse(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None =
     return (err * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def block_mse(x_hat: torch.Tensor, x: torch.Tensor, block: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`masked_mse` between the ``block`` x ``block`` means of ``x_hat`` and ``x`` (the mask pooled alike):
+    blind to texture inside a block, sensitive to layout and colour."""
+    pooled_mask = None if mask is None else F.avg_pool2d(mask, block)
+    return masked_mse(F.avg_pool2d(x_hat, block), F.avg_pool2d(x, block), pooled_mask)
+
+
 def band_pass(x: torch.Tensor, fine: int, coarse: int) -> torch.Tensor:
     """``x`` averaged over ``fine`` x ``fine`` blocks minus its ``coarse`` x ``coarse`` block means.
 
