@@ -163,7 +163,26 @@ def _section_key(sec: container.Section) -> tuple[int, bool, bytes]:
 def _file_key(gcz: container.GczFile) -> tuple:
     return (gcz.width, gcz.height, gcz.model_name, gcz.model_hash, gcz.channels, gcz.levels,
             gcz.downsampling, gcz.tables.precision, gcz.tables.freqs.tolist(), gcz.payload,
-            gcz.selective, [_section_key(s) for s in gcz.extra_sections])
+            gcz.selective, _colour_key(gcz), [_section_key(s) for s in gcz.extra_sections])
+
+
+def _colour_key(gcz: container.GczFile) -> tuple | None:
+    grid = gcz.colour
+    return None if grid is None else (grid.cell_log2, grid.step, grid.values.tolist())
+
+
+def _check_colour(data: bytes, gcz: container.GczFile) -> None:
+    """An accepted COLOUR grid: offsets stay within 8 bits; the reference decoder reads the same grid."""
+    from gcodec import colour
+
+    grid = gcz.colour
+    assert grid.values.shape == (3,) + colour.grid_shape(gcz.height, gcz.width, grid.cell_log2)
+    rows = min(gcz.height, 64)
+    offsets = colour.offsets(grid, gcz.height, gcz.width, 0, rows) if gcz.width * rows <= 1 << 20 else None
+    assert offsets is None or int(abs(offsets).max(initial=0)) <= colour.MAX_OFFSET
+    if reference_decoder is not None and grid.values.size <= MAX_REFERENCE_SYMBOLS:
+        header = reference_decoder.parse(data)
+        assert reference_decoder.decode_colour(header) == grid.values.tolist(), "reference reads another grid"
 
 
 def _check_reference_file(data: bytes, gcz: container.GczFile, symbols: np.ndarray) -> None:
@@ -186,6 +205,8 @@ def check_container(data: bytes) -> None:
         return
     again = container.read(container.write(gcz))
     assert _file_key(again) == _file_key(gcz), "write(read(x)) changed the file's fields"
+    if gcz.colour is not None:
+        _check_colour(data, gcz)
     shape = gcz.latent_shape
     if math.prod(shape) > MAX_CONTAINER_SYMBOLS:
         return

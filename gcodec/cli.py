@@ -239,13 +239,15 @@ def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Your own label map (one class id per pixel) instead of the automatic one.")
 @click.option("--label-cell", type=click.Choice(["1", "2", "4", "8", "16"]), default="8", show_default=True,
               help="Label-map cell side in pixels: finer boundaries cost more bytes.")
+@click.option("--colour/--no-colour", "colour", default=True, show_default=True,
+              help="Store a low-frequency colour correction where it pays for its bytes (one extra decode).")
 @runtime_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, model: str | None,
              realism: float | None, boxes: tuple[str, ...], mask_path: str | None, preserve: str | None,
-             synthesize: str | None, labels_path: str | None, label_cell: str, backend: str, device: str,
-             max_pixels: int | None, force: bool, as_json: bool) -> None:
+             synthesize: str | None, labels_path: str | None, label_cell: str, colour: bool, backend: str,
+             device: str, max_pixels: int | None, force: bool, as_json: bool) -> None:
     """Compress images to .gcz files.
 
     With --preserve-box, --preserve-mask, --preserve or --synthesize the file is
@@ -280,7 +282,7 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
             sys.stderr.write(f"gcz: warning: {job.source}: {note}\n")
         t0 = time.perf_counter()
         if selection is None:
-            data = compress_loaded(image, entry, device, backend, realism)
+            data = compress_loaded(image, entry, device, backend, realism, colour)
         else:
             from .selective import compress_image
             data = compress_image(image, entry, selection, labels_path, int(label_cell), device)
@@ -289,7 +291,11 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
         record = {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
                   "bytes": len(data), "bpp": len(data) * 8 / (image.width * image.height),
                   "model": entry.name, "seconds": round(seconds, 3)}
-        if selection is not None:
+        if selection is None:
+            from . import container
+            record["colour_bytes"] = sum(len(s.body) for s in container.read_sections(data)
+                                         if s.type == container.SEC_COLOUR)
+        else:
             from . import container
             from .selective import read_parts
             gcz = container.read(data)
@@ -310,11 +316,13 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
               help="Stochastic models: noise seed (default 0); each seed is another plausible image.")
 @click.option("--realism", type=float, default=None,
               help="0 (low distortion) .. 1 (full GAN) [default: the file's, else 1]; needs a realism head.")
+@click.option("--colour/--no-colour", "colour", default=True, show_default=True,
+              help="Apply the file's colour correction, if it has one (--no-colour: the generator's raw output).")
 @runtime_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, seed: int | None,
-               realism: float | None, backend: str, device: str, max_pixels: int | None, force: bool,
+               realism: float | None, colour: bool, backend: str, device: str, max_pixels: int | None, force: bool,
                as_json: bool) -> None:
     """Decompress .gcz files to images."""
     from . import noise
@@ -340,7 +348,8 @@ def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, see
         if seed is not None and not _is_stochastic(data):
             sys.stderr.write(f"gcz: warning: {job.source}: its model has no noise input; --seed changes nothing\n")
         t0 = time.perf_counter()
-        image = decode(data, device=device, seed=seed, backend=backend, max_pixels=max_pixels, realism=realism)
+        image = decode(data, device=device, seed=seed, backend=backend, max_pixels=max_pixels, realism=realism,
+                       colour=colour)
         seconds = time.perf_counter() - t0
         write_output(job.target, encode_image(image, fmt))
         return {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
@@ -457,6 +466,12 @@ def info(file: str, as_json: bool, svg_out: str | None, heat_out: str | None, fo
         }
         if entry is not None:
             record["bpp_bound"] = entry.bpp_bound
+        if gcz.colour is not None:
+            grid = gcz.colour.values
+            record["colour"] = {"cell": gcz.colour.cell, "step": gcz.colour.step,
+                                "grid": f"{grid.shape[2]}x{grid.shape[1]}",
+                                "largest_offset": int(abs(grid).max()) * gcz.colour.step,
+                                "bytes": next(len(s.body) for s in sections if s.type == container.SEC_COLOUR)}
         if gcz.selective is not None:
             from . import selective
             parts = selective.read_parts(gcz)

@@ -7,11 +7,12 @@ floating-point synthesis may differ in the last bits between machines.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from . import colour as colour_mod
 from . import container, entropy, limits, noise, zoo
 from . import realism as realism_mod
 from .errors import GczInputError
@@ -50,11 +51,13 @@ def resolve_model(channels: int | None, model: str | None, selective: bool = Fal
 
 
 def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "auto",
-                    backend: str = "auto", realism: float | None = None) -> bytes:
+                    backend: str = "auto", realism: float | None = None, colour: bool = True) -> bytes:
     """Compress an already loaded RGB image with the given model entry.
 
     ``backend`` / ``device`` choose where the encoder runs (:func:`gcodec.backends.choose`);
     ``realism`` is stored as the file's default (:mod:`gcodec.realism`), None stores nothing.
+    ``colour`` lets the encoder decode its own file and add a COLOUR correction where it is
+    worth its bytes (:mod:`gcodec.colour`); False skips that decode (faster, no correction).
     """
     from . import backends, tiling
 
@@ -67,13 +70,28 @@ def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "au
         width=image.width, height=image.height, model_name=entry.name, model_hash=entry.hash_prefix,
         channels=entry.arch.latent_channels, levels=entry.arch.levels, downsampling=tiling.SCALE,
         tables=tables, payload=entropy.encode(symbols, tables), realism=stored)
-    return container.write(gcz)
+    data = container.write(gcz)
+    if not colour:
+        return data
+    decoded = _synthesize(gcz, entry, net, symbols, realism_mod.resolve(entry, stored, None), noise.DEFAULT_SEED)
+    gcz.colour = colour_mod.choose(image.pixels, decoded, len(data))
+    return data if gcz.colour is None else container.write(gcz)
+
+
+def _synthesize(gcz: container.GczFile, entry: zoo.ModelEntry, net: Any, symbols: np.ndarray,
+                alpha: float, seed: int | None) -> np.ndarray:
+    """The generator's image (HEIGHT, WIDTH, 3) uint8 of a GC file's symbols, before any COLOUR."""
+    from . import tiling
+
+    latent = net.generator_input(symbols, seed if entry.stochastic else None)
+    pixels = tiling.synthesize(realism_mod.generate_at(net, alpha), latent, None if net.tileable else math.inf)
+    return pixels[:gcz.height, :gcz.width]
 
 
 def compress(image: ImageLike, channels: int | None = None, model: str | None = None, device: str = "auto",
              backend: str = "auto", max_pixels: int | None = None, realism: float | None = None,
              selection: "Selection | None" = None, labels: ImageLike | None = None,
-             label_cell: int = 8) -> bytes:
+             label_cell: int = 8, colour: bool = True) -> bytes:
     """Compress an image (path, bytes, PIL image or uint8 array) to ``.gcz`` bytes.
 
     With a non-empty ``selection`` the file is selectively compressed
@@ -92,6 +110,8 @@ def compress(image: ImageLike, channels: int | None = None, model: str | None = 
         selection: what to preserve (:class:`gcodec.selective.Selection`); None or empty: plain GC.
         labels: a label image (one class per pixel, the image's size) instead of the automatic label map.
         label_cell: label-map cell side in pixels (1, 2, 4, 8 or 16).
+        colour: add a low-frequency colour correction where it pays for its bytes
+            (:mod:`gcodec.colour`; plain GC files only). Costs one decode at encode time.
     """
     selective = selection is not None and not selection.empty
     if not selective and labels is not None:
@@ -99,7 +119,7 @@ def compress(image: ImageLike, channels: int | None = None, model: str | None = 
     entry = resolve_model(channels, model, selective)
     loaded = load_image(image, max_pixels)
     if not selective:
-        return compress_loaded(loaded, entry, device, backend, realism)
+        return compress_loaded(loaded, entry, device, backend, realism, colour)
     if realism is not None:
         realism_mod.to_steps(entry, realism)
     from .selective import compress_image
@@ -117,7 +137,7 @@ def decode_symbols(gcz: container.GczFile) -> np.ndarray:
 
 
 def decompress(data: bytes, device: str = "auto", seed: int | None = None, backend: str = "auto",
-               max_pixels: int | None = None, realism: float | None = None) -> Image.Image:
+               max_pixels: int | None = None, realism: float | None = None, colour: bool = True) -> Image.Image:
     """Decode ``.gcz`` bytes to a PIL RGB image of the original size.
 
     The declared image size is checked against the pixel limit before anything
@@ -132,6 +152,8 @@ def decompress(data: bytes, device: str = "auto", seed: int | None = None, backe
         max_pixels: refuse files declaring more pixels (default: :mod:`gcodec.limits`).
         realism: alpha in [0, 1] overriding the file's default (:mod:`gcodec.realism`; without
             either, 1: the model's GAN output).
+        colour: apply the file's COLOUR correction, if it has one (False: the generator's raw output).
+            It is fitted at the file's default realism and applied only when decoding at that realism.
     """
     from . import backends, tiling
 
@@ -141,7 +163,7 @@ def decompress(data: bytes, device: str = "auto", seed: int | None = None, backe
     if gcz.selective is not None or entry.arch.selective:
         from .selective import decompress_file
         realism_mod.resolve(entry, gcz.realism, realism)  # SC models have no realism head: A < 1 is refused
-        return to_pil(decompress_file(gcz, entry, device, max_pixels))
+        return to_pil(_corrected(decompress_file(gcz, entry, device, max_pixels), gcz, colour))
     if (entry.arch.latent_channels, entry.arch.levels) != (gcz.channels, gcz.levels):
         raise GczInputError(f"model {entry.name} does not match the file's latent description")
     if gcz.downsampling != tiling.SCALE:
@@ -149,6 +171,13 @@ def decompress(data: bytes, device: str = "auto", seed: int | None = None, backe
     alpha = realism_mod.resolve(entry, gcz.realism, realism)
     seed = noise.check_seed(seed) if entry.stochastic else None
     net = backends.load(entry, backend, device)
-    latent = net.generator_input(decode_symbols(gcz), seed)
-    pixels = tiling.synthesize(realism_mod.generate_at(net, alpha), latent, None if net.tileable else math.inf)
-    return to_pil(pixels[:gcz.height, :gcz.width])
+    pixels = _synthesize(gcz, entry, net, decode_symbols(gcz), alpha, seed)
+    # the grid was fitted to the image at the file's default realism; another realism shifts colours
+    # differently (the low-distortion end hardly needs a correction), so it is applied only there
+    at_default = alpha == realism_mod.resolve(entry, gcz.realism, None)
+    return to_pil(_corrected(pixels, gcz, colour and at_default))
+
+
+def _corrected(pixels: np.ndarray, gcz: container.GczFile, colour: bool) -> np.ndarray:
+    """``pixels`` with the file's COLOUR grid added (format_spec.md 3.9), if any and wanted."""
+    return colour_mod.apply(pixels, gcz.colour) if colour and gcz.colour is not None else pixels

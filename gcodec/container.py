@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import colour as colour_mod
 from .entropy import MAX_PRECISION, MIN_PRECISION, FrequencyTables, validate_tables
 from .errors import GczEntropyError, GczFormatError
 
@@ -31,9 +32,11 @@ SEC_PAYLOAD = 0x05
 SEC_REALISM = 0x06   # optional: the encoder's default realism (format_spec.md 3.6)
 SEC_HEATMAP = 0x07   # critical, selective compression: which latent positions are coded (3.7)
 SEC_LABELS = 0x08    # critical, selective compression: the label map as vector graphics (3.8)
+SEC_COLOUR = 0x09    # optional: a low-frequency colour correction of the decoded image (3.9)
 #: Names of the section types this version knows, for ``gcz info``.
 SECTION_NAMES = {SEC_IMAGE: "IMAGE", SEC_MODEL: "MODEL", SEC_LATENT: "LATENT", SEC_TABLES: "TABLES",
-                 SEC_PAYLOAD: "PAYLOAD", SEC_REALISM: "REALISM", SEC_HEATMAP: "HEATMAP", SEC_LABELS: "LABELS"}
+                 SEC_PAYLOAD: "PAYLOAD", SEC_REALISM: "REALISM", SEC_HEATMAP: "HEATMAP", SEC_LABELS: "LABELS",
+                 SEC_COLOUR: "COLOUR"}
 REQUIRED_SECTIONS = (SEC_IMAGE, SEC_MODEL, SEC_LATENT, SEC_TABLES, SEC_PAYLOAD)
 
 FLAG_CRITICAL = 0x01
@@ -112,6 +115,7 @@ class GczFile:
         payload: range-coded symbols.
         realism: the encoder's default realism in 1/100 steps (0..100), or None (decode at 1).
         selective: HEATMAP and LABELS of a selectively compressed file, or None (GC).
+        colour: the COLOUR section's offset grid (:mod:`gcodec.colour`), or None.
         extra_sections: unknown optional sections, kept verbatim.
     """
 
@@ -126,6 +130,7 @@ class GczFile:
     payload: bytes
     realism: int | None = None
     selective: SelectiveData | None = None
+    colour: colour_mod.ColourGrid | None = None
     extra_sections: list[Section] = field(default_factory=list)
 
     @property
@@ -267,6 +272,11 @@ def write(gcz: GczFile) -> bytes:
         out += _section(SEC_HEATMAP, sel.heatmap_code)
         out += _section(SEC_LABELS, bytes([sel.cell, sel.classes, sel.background]) + write_uleb128(sel.regions)
                         + sel.regions_code)
+    if gcz.colour is not None:
+        expected = (3,) + colour_mod.grid_shape(gcz.height, gcz.width, gcz.colour.cell_log2)
+        if tuple(gcz.colour.values.shape) != expected:
+            raise GczFormatError(f"colour grid of shape {gcz.colour.values.shape}, the image needs {expected}")
+        out += _section(SEC_COLOUR, colour_mod.encode(gcz.colour), critical=False)
     for sec in gcz.extra_sections:
         out += _section(sec.type, sec.body, sec.critical)
     out += struct.pack("<I", zlib.crc32(out))
@@ -383,5 +393,8 @@ def read(data: bytes) -> GczFile:
         selective = SelectiveData(by_type[SEC_HEATMAP].body, cell, classes, background, count,
                                   r.take(r.remaining()))
         _check_selective(width, height, downsampling, selective)
+    colour = None
+    if SEC_COLOUR in by_type:
+        colour = colour_mod.decode(by_type[SEC_COLOUR].body, height, width)
     return GczFile(width, height, model_name, model_hash, channels, levels, downsampling,
-                   tables, by_type[SEC_PAYLOAD].body, realism, selective, extra)
+                   tables, by_type[SEC_PAYLOAD].body, realism, selective, colour, extra)

@@ -93,7 +93,46 @@ def parse(data: bytes) -> dict:
         regions, p = _uleb(labels, 3)
         out["selective"] = {"heatmap": sections[7], "cell": cell, "classes": classes, "background": background,
                             "regions": regions, "stream": labels[p:], "grid_h": ph // cell, "grid_w": pw // cell}
+    # 3.9 COLOUR (optional): cell log2, step, then the range-coded grid
+    out["colour"] = None
+    if 9 in sections:
+        body = sections[9]
+        if len(body) < 2 or not 5 <= body[0] <= 10 or not 1 <= body[1] <= 64:
+            raise SpecError("bad COLOUR header")
+        cell = 1 << body[0]
+        gh, gw = -(-height // cell), -(-width // cell)
+        if gh * gw > 16384:
+            raise SpecError("COLOUR grid too large")
+        out["colour"] = {"cell": cell, "step": body[1], "grid_h": gh, "grid_w": gw, "stream": body[2:]}
     return out
+
+
+def decode_colour(header: dict) -> list[list[list[int]]]:
+    """3.9: the grid values v[c][i][j], channel by channel, each a sint of the one model "colour"."""
+    col = header["colour"]
+    model = Adaptive(RangeDecoder(col["stream"]))
+    grid = [[[model.sint("colour") for _ in range(col["grid_w"])] for _ in range(col["grid_h"])]
+            for _ in range(3)]
+    if any(abs(v) * col["step"] > 255 for plane in grid for row in plane for v in row):
+        raise SpecError("COLOUR offset beyond 255")
+    return grid
+
+
+def colour_offset(header: dict, grid: list[list[list[int]]], c: int, y: int, x: int) -> int:
+    """3.9: the integer offset added to channel c of pixel (x, y)."""
+    col = header["colour"]
+    s, step = col["cell"], col["step"]
+
+    def axis(p: int, cells: int) -> list[tuple[int, int]]:
+        t = 2 * p + 1 - s
+        i = t // (2 * s)                      # floor division
+        a = t - 2 * s * i
+        clamp = lambda k: min(max(k, 0), cells - 1)  # noqa: E731
+        return [(clamp(i), 2 * s - a), (clamp(i + 1), a)]
+
+    num = sum(wy * wx * grid[c][iy][ix] for iy, wy in axis(y, col["grid_h"]) for ix, wx in axis(x, col["grid_w"]))
+    den = 4 * s * s
+    return (2 * step * num + den) // (2 * den)
 
 
 class RangeDecoder:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gcodec import container, entropy
+from gcodec import colour, container, entropy
 from gcodec.errors import GczFormatError
 
 import reference_decoder
@@ -226,3 +226,20 @@ def test_golden_realism_file():
     assert gcz.realism == expected["realism_steps"] and gcz.payload == container.read(base).payload
     gcz.realism = expected["realism_steps"]
     assert container.write(gcz) == data
+
+
+def test_golden_colour_file():
+    """The first file with a COLOUR section (gcz 0.6.0): the base golden file's sections, then COLOUR."""
+    data = (GOLDEN / "v1_c4_96x80_colour.gcz").read_bytes()
+    expected = json.loads((GOLDEN / "v1_c4_96x80_colour.json").read_text())
+    base = (GOLDEN / expected["base"]).read_bytes()
+    assert data[:len(base) - container.CRC_SIZE] == base[:-container.CRC_SIZE]
+    gcz = container.read(data)
+    grid = gcz.colour
+    assert (grid.cell_log2, grid.step) == (expected["cell_log2"], expected["step"])
+    assert grid.values.tolist() == expected["grid"] and gcz.payload == container.read(base).payload
+    offsets = colour.offsets(grid, gcz.height, gcz.width)
+    assert hashlib.md5(offsets.astype(np.int16).tobytes()).hexdigest() == expected["offsets_md5"]
+    assert container.write(gcz) == data
+    header = reference_decoder.parse(data)
+    assert reference_decoder.decode_colour(header) == expected["grid"]

@@ -67,9 +67,3 @@ def test_runs_beyond_the_grid_are_refused():
     with pytest.raises(GczFormatError, match="outside the grid"):
         coding.decode_regions(data, 10, 10, 8, 2, 0, 1)
 
-
-def test_integer_code_limits():
-    model = coding.AdaptiveModel(3)
-    for _ in range(5000):
-        model.update(0)
-    assert sum(model.freqs) <= coding.MAX_TOTAL and min(model.freqs) >= 1

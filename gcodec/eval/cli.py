@@ -39,9 +39,11 @@ def _channels(text: str) -> tuple[int, ...]:
 @click.option("--split", default=None, help="Take a folder's images of this split of its index.json (e.g. val).")
 @click.option("--max-side", type=int, default=None, help="Downscale images to this longer side first (e.g. 768).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine).")
+@click.option("--colour/--no-colour", "colour", default=True, show_default=True,
+              help="Let gcz's encoder add its low-frequency colour correction.")
 def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: str, matches: str, device: str,
                  patch: int, no_kid: bool, no_ssimulacra2: bool, tolerance: float, split: str | None,
-                 max_side: int | None, threads: int | None) -> None:
+                 max_side: int | None, threads: int | None, colour: bool) -> None:
     """Compare gcz with engineered codecs at matched file sizes (folders or image files)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -57,7 +59,8 @@ def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: s
         cfg = runner.EvalConfig(
             inputs=runner.collect_images(inputs, split), out=Path(out_dir), channels=_channels(channels),
             codecs=_csv(codecs), matches=_csv(matches), device=resolve_device(device), ssimulacra2=ssim2,
-            kid=not no_kid, patch=patch, tolerance=tolerance, max_side=max_side)
+            kid=not no_kid, patch=patch, tolerance=tolerance, max_side=max_side,
+            colour=colour)
         if not no_ssimulacra2 and not ssim2:
             stderr_console().print("note: SSIMULACRA2 skipped (pip install ssimulacra2)", markup=False)
         progress = Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),

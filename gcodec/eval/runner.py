@@ -49,6 +49,7 @@ class EvalConfig:
         crop: side of the crops shown in the grid.
         tolerance: relative size error within which a peer reaches its target.
         max_side: downscale (Lanczos) images whose longer side exceeds this before anything else.
+        colour: let gcz's encoder add its COLOUR correction (:mod:`gcodec.colour`).
     """
 
     inputs: list[Path]
@@ -63,6 +64,7 @@ class EvalConfig:
     crop: int = 256
     tolerance: float = peers.DEFAULT_TOLERANCE
     max_side: int | None = None
+    colour: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready description (stored in ``run.json``)."""
@@ -262,7 +264,8 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
     by_key = {r["key"]: r for r in read_rows(results)}  # every row, old and new, at the end
     # a model republished under the same name (new weights hash) gets its rows recomputed; peer rows
     # are kept only while their byte target still equals the (re)computed gcz bytes
-    model_ids = {entry.name: f"{entry.name}@{entry.hash_prefix.hex()}" for entry in entries.values()}
+    model_ids = {entry.name: f"{entry.name}@{entry.hash_prefix.hex()}{'' if cfg.colour else ' no-colour'}"
+                 for entry in entries.values()}
     done = {k: r for k, r in by_key.items() if not _is_stale(r, model_ids)}
     outcome = EvalOutcome(rows=[])
 
@@ -303,7 +306,7 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
                 pixels, box = load()
                 zoo.load_model(entry, cfg.device)  # keep load time out of the timings
                 t0 = time.perf_counter()
-                data = gcodec_codec.compress_loaded(LoadedImage(pixels), entry, cfg.device)
+                data = gcodec_codec.compress_loaded(LoadedImage(pixels), entry, cfg.device, colour=cfg.colour)
                 t1 = time.perf_counter()
                 decoded = np.asarray(gcodec_codec.decompress(data, cfg.device))
                 t2 = time.perf_counter()

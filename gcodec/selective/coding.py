@@ -1,12 +1,7 @@
 """Arithmetic coding of vector label maps and heatmaps (format_spec.md sections 3.7, 3.8 and 6).
 
-Both streams use the range coder of :mod:`gcodec.entropy` with *adaptive*
-integer frequency models: every model starts with all counts 1, adds
-:data:`INCREMENT` to a symbol's count after coding it, and halves all counts
-(rounding up) once their total exceeds :data:`MAX_TOTAL`.  Integers are
-binarised as an adaptive bit-length class followed by the raw bits below the
-top bit (an adaptive Elias-gamma code).  Everything is integer, so every
-machine decodes the same label map and heatmap.
+Both streams use the adaptive integer coding of :mod:`gcodec.adaptive`
+(format_spec.md 5.1), so every machine decodes the same label map and heatmap.
 
 Every loop of the label map is coded *relative to the previous coordinate*:
 its start vertex relative to the previous loop's start, then each run along
@@ -19,124 +14,28 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
-from range_coder import RangeDecoder, RangeEncoder
 
-from ..entropy import run_decoder, run_encoder
+from ..adaptive import Reader, Writer, decode_with, encode_with
 from ..errors import GczFormatError
 from .vector import Region, VectorLabels
 
-INCREMENT = 24
-MAX_TOTAL = 1 << 16
-#: Largest bit length of a coded integer (values below 2^MAX_BITS).
-MAX_BITS = 24
-UNIFORM_BIT = [0, 1, 2]
-T = TypeVar("T")
 #: Context of a heatmap bit: (left, up, up-left, up-right) neighbours.
 HEAT_CONTEXTS = 16
+T = TypeVar("T")
 
 
-class AdaptiveModel:
-    """Adaptive frequency model over ``size`` symbols (integer, deterministic)."""
-
-    def __init__(self, size: int) -> None:
-        self.freqs = [1] * size
-
-    def cumulative(self) -> list[int]:
-        """The current cumulative table ``[0, f0, f0+f1, ...]``."""
-        out = [0]
-        for f in self.freqs:
-            out.append(out[-1] + f)
-        return out
-
-    def update(self, symbol: int) -> None:
-        """Count a coded symbol; halve (rounding up) when the total exceeds MAX_TOTAL."""
-        self.freqs[symbol] += INCREMENT
-        if sum(self.freqs) > MAX_TOTAL:
-            self.freqs = [(f + 1) // 2 for f in self.freqs]
+def _encode_with(fill: Callable[[Writer], None]) -> bytes:
+    return encode_with(fill)
 
 
-class _Models:
-    """Adaptive models by name, created on first use (format_spec.md 5.1)."""
-
-    def __init__(self) -> None:
-        self.models: dict[str, AdaptiveModel] = {}
-
-    def model(self, name: str, size: int) -> AdaptiveModel:
-        if name not in self.models:
-            self.models[name] = AdaptiveModel(size)
-        return self.models[name]
-
-
-class _Writer(_Models):
-    def __init__(self, encoder: RangeEncoder) -> None:
-        super().__init__()
-        self.enc = encoder
-
-    def symbol(self, name: str, size: int, value: int) -> None:
-        m = self.model(name, size)
-        self.enc.encode([value], m.cumulative())
-        m.update(value)
-
-    def uint(self, name: str, value: int) -> None:
-        bits = value.bit_length()
-        if bits > MAX_BITS:
-            raise ValueError(f"value {value} too large to code")
-        self.symbol(name, MAX_BITS + 1, bits)
-        for i in range(bits - 2, -1, -1):
-            self.enc.encode([(value >> i) & 1], UNIFORM_BIT)
-
-    def sint(self, name: str, value: int) -> None:  # zigzag
-        self.uint(name, 2 * value if value >= 0 else -2 * value - 1)
-
-    def nonzero(self, name: str, value: int) -> None:  # sign, then |v| - 1
-        self.symbol(name + ".sign", 2, 1 if value < 0 else 0)
-        self.uint(name, abs(value) - 1)
-
-
-class _Reader(_Models):
-    def __init__(self, decoder: RangeDecoder) -> None:
-        super().__init__()
-        self.dec = decoder
-
-    def symbol(self, name: str, size: int) -> int:
-        m = self.model(name, size)
-        value = self.dec.decode(1, m.cumulative())[0]
-        if not 0 <= value < size:
-            raise GczFormatError("damaged label section")
-        m.update(value)
-        return value
-
-    def uint(self, name: str) -> int:
-        bits = self.symbol(name, MAX_BITS + 1)
-        if bits == 0:
-            return 0
-        value = 1
-        for _ in range(bits - 1):
-            value = (value << 1) | self.dec.decode(1, UNIFORM_BIT)[0]
-        return value
-
-    def sint(self, name: str) -> int:
-        z = self.uint(name)
-        return z // 2 if z % 2 == 0 else -(z + 1) // 2
-
-    def nonzero(self, name: str) -> int:
-        negative = self.symbol(name + ".sign", 2)
-        magnitude = self.uint(name) + 1
-        return -magnitude if negative else magnitude
-
-
-def _encode_with(fill: Callable[[_Writer], None]) -> bytes:
-    return run_encoder(lambda encoder: fill(_Writer(encoder)))
-
-
-def _decode_with(data: bytes, read: Callable[[_Reader], T]) -> T:
-    return run_decoder(data, lambda decoder: read(_Reader(decoder)))
+def _decode_with(data: bytes, read: Callable[[Reader], T]) -> T:
+    return decode_with(data, read, "label")
 
 
 # ------------------------------------------------------------------ label maps
 def encode_regions(labels: VectorLabels) -> bytes:
     """The range-coded region stream of a vector label map (classes, loops, runs)."""
-    def fill(w: _Writer) -> None:
+    def fill(w: Writer) -> None:
         px = py = 0
         for region in labels.regions:
             w.symbol("class", labels.classes, region.label)
@@ -162,7 +61,7 @@ def decode_regions(data: bytes, width: int, height: int, cell: int, classes: int
     if count > width * height:
         raise GczFormatError(f"label section declares {count} regions on a {width}x{height} grid")
 
-    def read(r: _Reader) -> VectorLabels:
+    def read(r: Reader) -> VectorLabels:
         nonlocal budget
         px = py = 0
         out = []
@@ -213,7 +112,7 @@ def encode_heatmap(heat: np.ndarray) -> bytes:
     """Range-code a 0/1 heatmap (h, w) bit by bit in raster order, each bit in its neighbour context."""
     heat = np.asarray(heat, np.uint8)
 
-    def fill(w: _Writer) -> None:
+    def fill(w: Writer) -> None:
         for y in range(heat.shape[0]):
             for x in range(heat.shape[1]):
                 w.symbol(f"heat.{_context(heat, y, x)}", 2, int(heat[y, x]))
@@ -222,7 +121,7 @@ def encode_heatmap(heat: np.ndarray) -> bytes:
 
 def decode_heatmap(data: bytes, height: int, width: int) -> np.ndarray:
     """Inverse of :func:`encode_heatmap`: (height, width) bool."""
-    def read(r: _Reader) -> np.ndarray:
+    def read(r: Reader) -> np.ndarray:
         heat = np.zeros((height, width), np.uint8)
         for y in range(height):
             for x in range(width):
