@@ -74,6 +74,7 @@ def test_many_inputs_json_and_directory(tiny_weights, tmp_path):
     records = [json.loads(line) for line in result.output.splitlines()]
     assert [Path(r["output"]).name for r in records] == ["img0.gcz", "img1.gcz", "img2.gcz"]
     assert all(r["bpp"] == r["bytes"] * 8 / (r["width"] * r["height"]) for r in records)
+    assert all(0 <= r["colour_bytes"] < r["bytes"] for r in records)
     result = CliRunner().invoke(main, ["decompress", *(r["output"] for r in records), "-o", str(outdir),
                                        "--format", "webp"])
     assert result.exit_code == 0, result.output
@@ -182,6 +183,20 @@ def test_batch_continues_after_a_bad_file(tiny_weights, tmp_path, photo_file):
     r = gcz("compress", str(bad), str(photo_file), "-o", str(outdir))
     assert r.returncode == 1 and "Traceback" not in r.stderr.decode()
     assert (outdir / "photo.gcz").is_file() and not (outdir / "bad.gcz").exists()
+
+
+def test_colour_flags(tiny_weights, photo_file, tmp_path):
+    fixed, plain = tmp_path / "fixed.gcz", tmp_path / "plain.gcz"
+    assert gcz("compress", str(photo_file), "-o", str(fixed)).returncode == 0
+    assert gcz("compress", str(photo_file), "--no-colour", "-o", str(plain)).returncode == 0
+    names = lambda f: [s["name"] for s in json.loads(gcz("info", str(f), "--json").stdout)["sections"]]  # noqa: E731
+    assert "COLOUR" in names(fixed) and "COLOUR" not in names(plain)
+    outs = {k: tmp_path / f"{k}.png" for k in ("fixed", "raw", "plain")}
+    assert gcz("decompress", str(fixed), "-o", str(outs["fixed"])).returncode == 0
+    assert gcz("decompress", str(fixed), "--no-colour", "-o", str(outs["raw"])).returncode == 0
+    assert gcz("decompress", str(plain), "-o", str(outs["plain"])).returncode == 0
+    pixels = {k: np.asarray(Image.open(p)) for k, p in outs.items()}
+    assert np.array_equal(pixels["raw"], pixels["plain"]) and not np.array_equal(pixels["fixed"], pixels["raw"])
 
 
 def test_realism_flags(tiny_weights, photo_file, tmp_path):

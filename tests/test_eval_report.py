@@ -211,3 +211,16 @@ def test_run_bench_end_to_end_on_tiny_models(tiny_weights, tmp_path):
     assert len(res.entropy) == 3 and res.processes["rows"] and res.processes["batch"]["files"] > 1
     text = (tmp_path / "b" / "results.md").read_text()
     assert "Whole-process" in text and "Entropy coding" in text
+
+
+def test_eval_without_colour_is_a_separate_setting(tiny_weights, photos, tmp_path):
+    """--no-colour rows do not pass for colour rows on resume, and their files carry no COLOUR section."""
+    out = tmp_path / "run"
+    with_colour = runner.run_eval(_config(photos, out, channels=(4,), codecs=(), matches=()))
+    rows = {r["image"]: r for r in runner.read_rows(out / runner.RESULTS_NAME)}
+    plain = runner.run_eval(_config(photos, out, channels=(4,), codecs=(), matches=(), colour=False))
+    assert with_colour.computed == plain.computed == 2 and plain.skipped == 0
+    fresh = {r["image"]: r for r in runner.read_rows(out / runner.RESULTS_NAME)}
+    for image, row in fresh.items():
+        assert row["setting"].endswith(" no-colour") and not rows[image]["setting"].endswith(" no-colour")
+        assert row["bytes"] < rows[image]["bytes"]  # the tiny model's colours are far off: a grid was stored
