@@ -291,12 +291,11 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
         record = {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
                   "bytes": len(data), "bpp": len(data) * 8 / (image.width * image.height),
                   "model": entry.name, "seconds": round(seconds, 3)}
+        from . import container
         if selection is None:
-            from . import container
             record["colour_bytes"] = sum(len(s.body) for s in container.read_sections(data)
                                          if s.type == container.SEC_COLOUR)
         else:
-            from . import container
             from .selective import read_parts
             gcz = container.read(data)
             record["preserved_fraction"] = round(float(read_parts(gcz).heatmap.mean()), 4)

@@ -59,10 +59,14 @@ class ColourGrid:
         return 1 << self.cell_log2
 
 
+def _cells(length: int, cell_log2: int) -> int:
+    """Grid cells along an axis of ``length`` pixels: ceil(length / 2^cell_log2)."""
+    return -(-length // (1 << cell_log2))
+
+
 def grid_shape(height: int, width: int, cell_log2: int) -> tuple[int, int]:
     """(GH, GW) = (ceil(HEIGHT / S), ceil(WIDTH / S)) for cells of side S = 2^cell_log2."""
-    cell = 1 << cell_log2
-    return -(-height // cell), -(-width // cell)
+    return _cells(height, cell_log2), _cells(width, cell_log2)
 
 
 def taps(length: int, cell_log2: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -72,8 +76,7 @@ def taps(length: int, cell_log2: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     i = floor(t), a = (2p + 1 - S) - 2S * i, w0 = 2S - a, w1 = a, and the
     indices i, i + 1 are clamped to the grid (format_spec.md 3.9).
     """
-    cell = 1 << cell_log2
-    cells = -(-length // cell)
+    cell, cells = 1 << cell_log2, _cells(length, cell_log2)
     t = 2 * np.arange(length, dtype=np.int64) + 1 - cell
     i = np.floor_divide(t, 2 * cell)
     a = t - 2 * cell * i
@@ -159,8 +162,7 @@ def decode(body: bytes, height: int, width: int) -> ColourGrid:
 def _basis(length: int, cell_log2: int) -> np.ndarray:
     """The interpolation matrix (length, cells) of one axis, exactly as the decoder weighs."""
     i0, i1, w0, w1 = taps(length, cell_log2)
-    cells = -(-length // (1 << cell_log2))
-    basis = np.zeros((length, cells))
+    basis = np.zeros((length, _cells(length, cell_log2)))
     rows = np.arange(length)
     np.add.at(basis, (rows, i0), w0 / (2 << cell_log2))
     np.add.at(basis, (rows, i1), w1 / (2 << cell_log2))

@@ -216,12 +216,19 @@ def test_duplicate_realism_section():
         container.read(_with_sections(data, sec, sec))
 
 
-def test_golden_realism_file():
-    """The first file with a REALISM section (gcz 0.2.0): the base golden file's sections, then REALISM."""
-    data = (GOLDEN / "v1_c4_96x80_realism40.gcz").read_bytes()
-    expected = json.loads((GOLDEN / "v1_c4_96x80_realism40.json").read_text())
+def _golden_over_base(name: str) -> tuple[bytes, dict, bytes]:
+    """A golden file that is its base golden file's sections plus one optional section: its bytes,
+    its JSON and the base's bytes, after checking that the base's sections come first unchanged."""
+    data = (GOLDEN / f"{name}.gcz").read_bytes()
+    expected = json.loads((GOLDEN / f"{name}.json").read_text())
     base = (GOLDEN / expected["base"]).read_bytes()
     assert data[:len(base) - container.CRC_SIZE] == base[:-container.CRC_SIZE]
+    return data, expected, base
+
+
+def test_golden_realism_file():
+    """The first file with a REALISM section (gcz 0.2.0): the base golden file's sections, then REALISM."""
+    data, expected, base = _golden_over_base("v1_c4_96x80_realism40")
     gcz = container.read(data)
     assert gcz.realism == expected["realism_steps"] and gcz.payload == container.read(base).payload
     gcz.realism = expected["realism_steps"]
@@ -230,10 +237,7 @@ def test_golden_realism_file():
 
 def test_golden_colour_file():
     """The first file with a COLOUR section (gcz 0.6.0): the base golden file's sections, then COLOUR."""
-    data = (GOLDEN / "v1_c4_96x80_colour.gcz").read_bytes()
-    expected = json.loads((GOLDEN / "v1_c4_96x80_colour.json").read_text())
-    base = (GOLDEN / expected["base"]).read_bytes()
-    assert data[:len(base) - container.CRC_SIZE] == base[:-container.CRC_SIZE]
+    data, expected, base = _golden_over_base("v1_c4_96x80_colour")
     gcz = container.read(data)
     grid = gcz.colour
     assert (grid.cell_log2, grid.step) == (expected["cell_log2"], expected["step"])

@@ -10,9 +10,6 @@ vertical runs are implied (the loop closes).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 import numpy as np
 
 from ..adaptive import Reader, Writer, decode_with, encode_with
@@ -21,15 +18,6 @@ from .vector import Region, VectorLabels
 
 #: Context of a heatmap bit: (left, up, up-left, up-right) neighbours.
 HEAT_CONTEXTS = 16
-T = TypeVar("T")
-
-
-def _encode_with(fill: Callable[[Writer], None]) -> bytes:
-    return encode_with(fill)
-
-
-def _decode_with(data: bytes, read: Callable[[Reader], T]) -> T:
-    return decode_with(data, read, "label")
 
 
 # ------------------------------------------------------------------ label maps
@@ -47,7 +35,7 @@ def encode_regions(labels: VectorLabels) -> bytes:
                 w.uint("runs", len(moves) // 2 - 2)
                 for i, m in enumerate(moves[:-2]):
                     w.nonzero("run.h" if i % 2 == 0 else "run.v", m)
-    return _encode_with(fill)
+    return encode_with(fill)
 
 
 def decode_regions(data: bytes, width: int, height: int, cell: int, classes: int, background: int,
@@ -95,7 +83,7 @@ def decode_regions(data: bytes, width: int, height: int, cell: int, classes: int
             out.append(Region(label, tuple(loops)))
         return VectorLabels(width, height, cell, classes, background, tuple(out))
 
-    return _decode_with(data, read)
+    return decode_with(data, read, "label")
 
 
 # ------------------------------------------------------------------ heatmaps
@@ -116,7 +104,7 @@ def encode_heatmap(heat: np.ndarray) -> bytes:
         for y in range(heat.shape[0]):
             for x in range(heat.shape[1]):
                 w.symbol(f"heat.{_context(heat, y, x)}", 2, int(heat[y, x]))
-    return _encode_with(fill)
+    return encode_with(fill)
 
 
 def decode_heatmap(data: bytes, height: int, width: int) -> np.ndarray:
@@ -127,4 +115,4 @@ def decode_heatmap(data: bytes, height: int, width: int) -> np.ndarray:
             for x in range(width):
                 heat[y, x] = r.symbol(f"heat.{_context(heat, y, x)}", 2)
         return heat.astype(bool)
-    return _decode_with(data, read)
+    return decode_with(data, read, "label")
