@@ -15,6 +15,7 @@ from PIL import Image
 from . import colour as colour_mod
 from . import container, entropy, limits, noise, zoo
 from . import realism as realism_mod
+from . import refine as refine_mod
 from .errors import GczInputError
 from .imageio import ImageLike, LoadedImage, load_image, pad_image, to_pil
 
@@ -51,20 +52,29 @@ def resolve_model(channels: int | None, model: str | None, selective: bool = Fal
 
 
 def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "auto",
-                    backend: str = "auto", realism: float | None = None, colour: bool = True) -> bytes:
+                    backend: str = "auto", realism: float | None = None, colour: bool = True,
+                    refine_steps: int | None = None) -> bytes:
     """Compress an already loaded RGB image with the given model entry.
 
     ``backend`` / ``device`` choose where the encoder runs (:func:`gcodec.backends.choose`);
     ``realism`` is stored as the file's default (:mod:`gcodec.realism`), None stores nothing.
     ``colour`` lets the encoder decode its own file and add a COLOUR correction where it is
     worth its bytes (:mod:`gcodec.colour`); False skips that decode (faster, no correction).
+    ``refine_steps`` > 0 refines the symbols by gradient descent through the decoder
+    (:mod:`gcodec.refine`, on PyTorch): slower to encode, closer to the photo; None takes
+    :func:`gcodec.refine.steps_in_force` (``$GCZ_REFINE_STEPS``, else 30); 0 turns it off.
     """
     from . import backends, tiling
 
+    refine_steps = refine_mod.steps_in_force(refine_steps)
     stored = None if realism is None else realism_mod.to_steps(entry, realism)
     net = backends.load(entry, backend, device)
     padded = pad_image(image.pixels, tiling.SCALE, MIN_PADDED_SIDE)
-    symbols = tiling.encode(net.encode, padded, None if net.tileable else math.inf)
+    if refine_steps:
+        symbols = _refined(entry, padded, image, refine_steps, realism_mod.resolve(entry, stored, None),
+                           net.device)
+    else:
+        symbols = tiling.encode(net.encode, padded, None if net.tileable else math.inf)
     tables = entropy.best_tables(symbols, entry.arch.levels)
     gcz = container.GczFile(
         width=image.width, height=image.height, model_name=entry.name, model_hash=entry.hash_prefix,
@@ -76,6 +86,26 @@ def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "au
     decoded = _synthesize(gcz, entry, net, symbols, realism_mod.resolve(entry, stored, None), noise.DEFAULT_SEED)
     gcz.colour = colour_mod.choose(image.pixels, decoded, len(data))
     return data if gcz.colour is None else container.write(gcz)
+
+
+def _refined(entry: zoo.ModelEntry, padded: np.ndarray, image: LoadedImage, steps: int, alpha: float,
+             device: str) -> np.ndarray:
+    """:func:`gcodec.refine.refine_symbols` for ``entry`` on PyTorch, looking at the decode at ``alpha``
+    (with the default noise seed for a stochastic model), on ``device``."""
+    import torch
+
+    model = zoo.load_model(entry, device)
+    generate = None
+    if alpha != realism_mod.FULL_REALISM:
+        from .models.orp import RealismGenerator
+
+        realism_net = RealismGenerator(model.generator, zoo.load_head(entry, "realism", device))
+        a = torch.tensor([alpha], dtype=torch.float32, device=device)
+
+        def generate(latent: torch.Tensor) -> torch.Tensor:
+            return realism_net(latent, a)
+    return refine_mod.refine_symbols(model, padded, image.height, image.width, steps, generate,
+                                     noise.DEFAULT_SEED if entry.stochastic else None)
 
 
 def _synthesize(gcz: container.GczFile, entry: zoo.ModelEntry, net: Any, symbols: np.ndarray,
@@ -91,7 +121,7 @@ def _synthesize(gcz: container.GczFile, entry: zoo.ModelEntry, net: Any, symbols
 def compress(image: ImageLike, channels: int | None = None, model: str | None = None, device: str = "auto",
              backend: str = "auto", max_pixels: int | None = None, realism: float | None = None,
              selection: "Selection | None" = None, labels: ImageLike | None = None,
-             label_cell: int = 8, colour: bool = True) -> bytes:
+             label_cell: int = 8, colour: bool = True, refine_steps: int | None = None) -> bytes:
     """Compress an image (path, bytes, PIL image or uint8 array) to ``.gcz`` bytes.
 
     With a non-empty ``selection`` the file is selectively compressed
@@ -112,6 +142,8 @@ def compress(image: ImageLike, channels: int | None = None, model: str | None = 
         label_cell: label-map cell side in pixels (1, 2, 4, 8 or 16).
         colour: add a low-frequency colour correction where it pays for its bytes
             (:mod:`gcodec.colour`; plain GC files only). Costs one decode at encode time.
+        refine_steps: gradient steps that refine the latent through the decoder (:mod:`gcodec.refine`;
+            plain GC files only; 0: the encoder's symbols as they are; None: ``$GCZ_REFINE_STEPS``, else 30).
     """
     selective = selection is not None and not selection.empty
     if not selective and labels is not None:
@@ -119,7 +151,10 @@ def compress(image: ImageLike, channels: int | None = None, model: str | None = 
     entry = resolve_model(channels, model, selective)
     loaded = load_image(image, max_pixels)
     if not selective:
-        return compress_loaded(loaded, entry, device, backend, realism, colour)
+        return compress_loaded(loaded, entry, device, backend, realism, colour, refine_steps)
+    if refine_steps:  # an explicit request (the default does not apply to selective files)
+        refine_mod.check_steps(refine_steps)
+        raise GczInputError("refinement works on plain files only, not with a selection of what to preserve")
     if realism is not None:
         realism_mod.to_steps(entry, realism)
     from .selective import compress_image

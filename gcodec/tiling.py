@@ -53,7 +53,7 @@ def needs_tiling(height: int, width: int, threshold: int | None = None) -> bool:
     return height * width > (TILE_THRESHOLD_PIXELS if threshold is None else threshold)
 
 
-def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     """Core intervals [a, b) covering 0..length with tiles of ``tile`` overlapping by ``overlap``."""
     if length <= tile:
         return [(0, length)]
@@ -121,7 +121,7 @@ def synthesize_tiled(generate: GenerateFn, latent: np.ndarray, tile: int | None 
         raise ValueError("need tile >= 1, 0 <= overlap < tile and margin >= 0")
     _, _, h, w = latent.shape
     tile_rows = min(tile, max(overlap + 1, tile_rows_for(w * scale, tile, scale=scale)))
-    rows, cols = _spans(h, tile_rows, overlap), _spans(w, tile, overlap)
+    rows, cols = spans(h, tile_rows, overlap), spans(w, tile, overlap)
     row_weights, col_weights = _axis_weights(rows, scale), _axis_weights(cols, scale)
     out = np.empty((h * scale, w * scale, 3), dtype=np.uint8)
     band = np.zeros((3, 0, w * scale), dtype=np.float32)  # unfinished rows [done, band_end) in float
@@ -156,7 +156,8 @@ def synthesize(generate: GenerateFn, latent: np.ndarray, threshold: int | None =
 
 def encode_tiled(encode: EncodeFn, pixels: np.ndarray, tile: int | None = None,
                  margin: int | None = None) -> np.ndarray:
-    """Symbols (C, H/16, W/16) of a padded 8-bit image (H, W, 3), tile by tile.
+    """Symbols (C, H/16, W/16) of a padded 8-bit image (H, W, 3), tile by tile
+    (or, for an ``encode`` returning float latents, the latent in that dtype).
 
     Each latent tile [y0, y1) x [x0, x1) is computed from image pixels
     ``16*(y0 - margin) .. 16*(y1 + margin)`` (clipped to the image), converted to
@@ -170,13 +171,13 @@ def encode_tiled(encode: EncodeFn, pixels: np.ndarray, tile: int | None = None,
         raise ValueError("image height and width must be multiples of 16")
     h, w, s = hh // SCALE, ww // SCALE, SCALE
     out: np.ndarray | None = None
-    for y0, y1 in _spans(h, tile, 0):
-        for x0, x1 in _spans(w, tile, 0):
+    for y0, y1 in spans(h, tile, 0):
+        for x0, x1 in spans(w, tile, 0):
             cy0, cy1 = max(0, y0 - margin), min(h, y1 + margin)
             cx0, cx1 = max(0, x0 - margin), min(w, x1 + margin)
             syms = encode(to_unit(pixels[cy0 * s:cy1 * s, cx0 * s:cx1 * s]))[0]
             if out is None:
-                out = np.empty((syms.shape[0], h, w), dtype=np.int64)
+                out = np.empty((syms.shape[0], h, w), dtype=syms.dtype)
             out[:, y0:y1, x0:x1] = syms[:, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
     assert out is not None
     return out

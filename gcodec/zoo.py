@@ -207,7 +207,7 @@ _cache: dict[tuple[str, str, str], Any] = {}
 _cache_lock = threading.Lock()
 
 
-def read_verified(entry: ModelEntry | HeadEntry, what: str | None = None) -> bytes:
+def read_verified(entry: "ModelEntry | HeadEntry | AuxEntry", what: str | None = None) -> bytes:
     """The bytes of a weight file, after checking them against the manifest's sha256."""
     what = what or f"weights of {entry.name}"
     try:
@@ -220,14 +220,16 @@ def read_verified(entry: ModelEntry | HeadEntry, what: str | None = None) -> byt
 
 
 @dataclass(frozen=True)
-class LabellerEntry:
-    """The label codebook of automatic label maps (:mod:`gcodec.selective.autolabel`).
+class AuxEntry:
+    """A file the codec needs beside the models: the label codebook of automatic label maps
+    (:mod:`gcodec.selective.autolabel`, manifest key ``labeller``) or the feature network of the
+    encoder's refinement (:mod:`gcodec.refine`, key ``features``).
 
     Attributes:
-        name: its manifest name (``labels-k12``).
-        path: the codebook JSON beside the manifest.
+        name: its manifest name (``labels-k12``, ``lite0-features``).
+        path: the file beside the manifest.
         sha256: hex digest the file must have.
-        info: the rest of the entry (classes, cell, training data).
+        info: the rest of the entry (provenance, training data, licence).
     """
 
     name: str
@@ -236,21 +238,42 @@ class LabellerEntry:
     info: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def labeller_entry() -> LabellerEntry:
-    """The first ``labeller`` entry of the manifests in :func:`search_dirs` order."""
+#: The label codebook's entry (kept under its first name).
+LabellerEntry = AuxEntry
+#: Manifest keys of auxiliary files, and what the error says is missing.
+AUX_KINDS = {"labeller": "label codebook", "features": "refinement feature network"}
+
+
+def aux_entry(kind: str) -> AuxEntry:
+    """The first ``kind`` entry (:data:`AUX_KINDS`) of the manifests in :func:`search_dirs` order."""
     for directory in search_dirs():
         path = directory / MANIFEST_NAME
         if not path.is_file():
             continue
         try:
-            item = json.loads(path.read_text()).get("labeller")
+            item = json.loads(path.read_text()).get(kind)
             if item:
-                return LabellerEntry(item["name"], directory / _plain_file_name(item["file"], path),
-                                     item["sha256"].lower(),
-                                     {k: v for k, v in item.items() if k not in ("name", "file", "sha256")})
+                return AuxEntry(item["name"], directory / _plain_file_name(item["file"], path),
+                                item["sha256"].lower(),
+                                {k: v for k, v in item.items() if k not in ("name", "file", "sha256")})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise GczModelError(f"{path}: malformed labeller entry ({exc})") from None
-    raise GczModelError("no label codebook installed (manifest 'labeller' entry); reinstall gcz")
+            raise GczModelError(f"{path}: malformed {kind} entry ({exc})") from None
+    raise GczModelError(f"no {AUX_KINDS[kind]} installed (manifest '{kind}' entry); reinstall gcz")
+
+
+def register_aux(directory: Path, kind: str, name: str, file: str, sha256: str, info: dict[str, Any]) -> None:
+    """Set the ``kind`` entry (:data:`AUX_KINDS`) of ``directory/manifest.json`` (atomic write)."""
+    path = directory / MANIFEST_NAME
+    doc = json.loads(path.read_text()) if path.is_file() else {"manifest_version": MANIFEST_VERSION, "models": {}}
+    doc[kind] = {"name": name, "file": file, "sha256": sha256, **info}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def labeller_entry() -> AuxEntry:
+    """The installed label codebook's entry (:func:`aux_entry` ``labeller``)."""
+    return aux_entry("labeller")
 
 
 def read_labeller() -> str:
@@ -261,12 +284,28 @@ def read_labeller() -> str:
 
 def register_labeller(directory: Path, name: str, file: str, sha256: str, info: dict[str, Any]) -> None:
     """Set the ``labeller`` entry of ``directory/manifest.json`` (atomic write)."""
-    path = directory / MANIFEST_NAME
-    doc = json.loads(path.read_text()) if path.is_file() else {"manifest_version": MANIFEST_VERSION, "models": {}}
-    doc["labeller"] = {"name": name, "file": file, "sha256": sha256, **info}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    register_aux(directory, "labeller", name, file, sha256, info)
+
+
+def load_features(device: str = "cpu") -> Any:
+    """The installed refinement feature network (:class:`gcodec.models.features.LiteFeatures`),
+    verified against its sha256 and cached per process."""
+    import torch
+
+    from .models.features import LiteFeatures
+
+    entry = aux_entry("features")
+    key = ("features", entry.sha256, device)
+    with _cache_lock:
+        if key not in _cache:
+            blob = read_verified(entry, f"feature network {entry.name}")
+            net = LiteFeatures()
+            try:
+                net.load_state_dict(torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True))
+            except Exception as exc:  # noqa: BLE001 - any load failure is a model error for the user
+                raise GczModelError(f"feature network {entry.name}: not LiteFeatures weights ({exc})") from None
+            _cache[key] = net.to(device)
+        return _cache[key]
 
 
 def head_entry(entry: ModelEntry, kind: str) -> HeadEntry:

@@ -84,6 +84,19 @@ def make_tiny_weights(directory: Path, channels=TINY_CHANNELS, seed: int = 0, he
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _fast_encodes():
+    """Encodes skip the refinement (30 gradient steps) unless a test asks for it: ``GCZ_REFINE_STEPS=0``,
+    which subprocesses inherit; tests of the default remove it (tests/test_refine.py)."""
+    old = os.environ.get("GCZ_REFINE_STEPS")
+    os.environ["GCZ_REFINE_STEPS"] = "0"
+    yield
+    if old is None:
+        os.environ.pop("GCZ_REFINE_STEPS", None)
+    else:
+        os.environ["GCZ_REFINE_STEPS"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _private_graph_cache(tmp_path_factory):
     """ONNX graphs built during the tests go to a temporary cache, never the user's ~/.cache."""
     old = os.environ.get("GCZ_CACHE")

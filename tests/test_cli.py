@@ -260,3 +260,18 @@ def test_seed_on_a_deterministic_model_warns(tiny_weights, photo_file, tmp_path)
     assert gcz("compress", str(photo_file), "-c", "8", "-o", str(out)).returncode == 0
     r = gcz("decompress", str(out), "--seed", "3", "-o", str(tmp_path / "d.png"))
     assert r.returncode == 0 and "no noise input" in r.stderr.decode()
+
+
+def test_refine_flag(tiny_weights, photo_file, tmp_path):
+    out = tmp_path / "refined.gcz"
+    r = gcz("compress", str(photo_file), "-c", "4", "--refine", "3", "--json", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["refine_steps"] == 3
+    plain = json.loads(gcz("compress", str(photo_file), "-c", "4", "--json", "-o", str(tmp_path / "p.gcz")).stdout)
+    assert plain["refine_steps"] == 0  # the tests' GCZ_REFINE_STEPS=0 (conftest)
+    assert gcz("decompress", str(out), "-o", str(tmp_path / "refined.png")).returncode == 0
+    bad = gcz("compress", str(photo_file), "--refine", "-1", "-o", str(tmp_path / "bad.gcz"))
+    assert bad.returncode == 2 and "--refine" in bad.stderr.decode() and "Traceback" not in bad.stderr.decode()
+    assert_clean_error(gcz("compress", str(photo_file), "--refine", "2", "--preserve-box", "0,0,8,8",
+                           "-o", str(tmp_path / "sc.gcz")))
+    assert not (tmp_path / "bad.gcz").exists() and not (tmp_path / "sc.gcz").exists()

@@ -205,12 +205,13 @@ def test_run_bench_end_to_end_on_tiny_models(tiny_weights, tmp_path):
     from gcodec.eval import bench
 
     cfg = bench.BenchConfig(out=tmp_path / "b", channels=4, sizes=((64, 48),), backends=("torch-cpu", "onnx-cpu"),
-                            peers=(), processes=True)
+                            peers=(), processes=True, refine_sizes=((64, 48),))
     res = bench.run_bench(cfg)
     assert {r["backend"] for r in res.runs} == {"torch-cpu", "onnx-cpu"}
     assert len(res.entropy) == 3 and res.processes["rows"] and res.processes["batch"]["files"] > 1
     text = (tmp_path / "b" / "results.md").read_text()
     assert "Whole-process" in text and "Entropy coding" in text
+    assert [r["size"] for r in res.refine] == ["64x48"] and res.refine[0]["steps"] == 30 and "refinement" in text
 
 
 def test_eval_without_colour_is_a_separate_setting(tiny_weights, photos, tmp_path):
@@ -224,3 +225,14 @@ def test_eval_without_colour_is_a_separate_setting(tiny_weights, photos, tmp_pat
     for image, row in fresh.items():
         assert row["setting"].endswith(" no-colour") and not rows[image]["setting"].endswith(" no-colour")
         assert row["bytes"] < rows[image]["bytes"]  # the tiny model's colours are far off: a grid was stored
+
+
+def test_eval_with_refinement_is_a_separate_setting(tiny_weights, photos, tmp_path):
+    """--refine N rows are their own setting: computed anew, not taken for the plain rows on resume."""
+    out = tmp_path / "run"
+    plain = runner.run_eval(_config(photos, out, channels=(4,), codecs=(), matches=(), colour=False))
+    rows = {r["image"]: r for r in runner.read_rows(out / runner.RESULTS_NAME)}
+    refined = runner.run_eval(_config(photos, out, channels=(4,), codecs=(), matches=(), colour=False, refine=2))
+    assert plain.computed == refined.computed == 2 and refined.skipped == 0
+    for image, row in {r["image"]: r for r in runner.read_rows(out / runner.RESULTS_NAME)}.items():
+        assert row["setting"].endswith(" no-colour refine 2") and rows[image]["setting"].endswith(" no-colour")

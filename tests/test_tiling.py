@@ -34,11 +34,11 @@ def _model(channels: int = 4, norm: str = "none", noise: int = 0) -> GCModel:
 
 
 def test_spans_cover_everything_with_overlap():
-    spans = tiling._spans(50, 16, 4)
+    spans = tiling.spans(50, 16, 4)
     assert spans[0][0] == 0 and spans[-1][1] == 50
     assert all(b - a == 16 for a, b in spans)
     assert all(spans[i][1] - spans[i + 1][0] >= 4 for i in range(len(spans) - 1))
-    assert tiling._spans(10, 16, 4) == [(0, 10)]
+    assert tiling.spans(10, 16, 4) == [(0, 10)]
 
 
 def test_blending_weights_sum_to_one_across_an_overlap():
@@ -49,7 +49,7 @@ def test_blending_weights_sum_to_one_across_an_overlap():
 
 @pytest.mark.parametrize("length,tile,overlap", [(50, 16, 4), (125, 64, 4), (13, 6, 2), (7, 6, 2)])
 def test_axis_weights_are_a_partition_of_unity(length, tile, overlap):
-    spans = tiling._spans(length, tile, overlap)  # (125, 64, 4) puts three spans over some positions
+    spans = tiling.spans(length, tile, overlap)  # (125, 64, 4) puts three spans over some positions
     total = np.zeros(length * 2)
     for (a, _), w in zip(spans, tiling._axis_weights(spans, 2)):
         total[a * 2:a * 2 + w.size] += w

@@ -30,6 +30,8 @@ import numpy as np
 from ..errors import GczError, GczInputError
 
 FULL_SIZES = ((768, 512), (2048, 2048), (4096, 4096))
+#: The largest size whose refined encode (the default, 30 steps) ``gcz bench`` times: beyond, minutes per image.
+REFINE_MAX_PIXELS = 2048 * 2048
 QUICK_SIZES = ((768, 512), (2048, 2048))
 #: Memory budget a 16-megapixel image must stay under.
 MEMORY_BUDGET_MB = 2048
@@ -52,6 +54,8 @@ class BenchConfig:
         threads: torch / ONNX Runtime intra-op threads (None: library default).
         image: source photo resized to every size (default: the bundled example).
         processes: also time whole ``gcz`` processes against ``heif-convert`` (:mod:`.process_bench`).
+        refine_sizes: sizes at which the default encode, with its refinement (:mod:`gcodec.refine`), is timed;
+            every other encode is timed with ``--refine 0``, the fast path.
     """
 
     out: Path
@@ -62,6 +66,7 @@ class BenchConfig:
     threads: int | None = None
     image: Path | None = None
     processes: bool = True
+    refine_sizes: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -74,6 +79,7 @@ class BenchResults:
     entropy: list[dict[str, Any]] = field(default_factory=list)
     peers: list[dict[str, Any]] = field(default_factory=list)
     processes: dict[str, Any] = field(default_factory=dict)
+    refine: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -140,8 +146,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     warm = np.ascontiguousarray(pixels[:256, :256])
     gcz_path = Path(spec["gcz_path"])
 
-    def enc(px: np.ndarray) -> bytes:
-        return codec.compress_loaded(LoadedImage(px), entry, device, runtime)
+    def enc(px: np.ndarray, steps: int = 0) -> bytes:
+        return codec.compress_loaded(LoadedImage(px), entry, device, runtime, refine_steps=steps)
 
     def dec(data: bytes) -> np.ndarray:
         return np.asarray(codec.decompress(data, device, backend=runtime))
@@ -151,8 +157,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     if phase == "encode":
+        if spec.get("refine"):
+            enc(warm, 1)  # the refinement's own first-call overheads (PyTorch, the feature network)
         t0 = time.perf_counter()
-        data = enc(pixels)
+        data = enc(pixels, int(spec.get("refine", 0)))
         if device == "cuda":
             torch.cuda.synchronize()
         result["seconds"] = time.perf_counter() - t0
@@ -299,6 +307,7 @@ def run_bench(cfg: BenchConfig, status: Any = None) -> BenchResults:
                 res.runs.append(row)
                 gcz_time[(row["size"], backend)] = {"encode": row["encode_s"], "decode": row["decode_s"]}
             _bench_peers(cfg, res, peer_mod, w, h, gcz_time.get((f"{w}x{h}", "torch-cpu")), say)
+        _bench_refine(cfg, res, entry, backends, Path(tmp), say)
     if cfg.processes:
         from .process_bench import bench_processes
         res.processes = bench_processes({(w, h): test_image(w, h, cfg.image) for (w, h) in cfg.sizes}, say=say)
@@ -306,6 +315,28 @@ def run_bench(cfg: BenchConfig, status: Any = None) -> BenchResults:
     _bench_entropy_models(cfg, res, zoo)
     write_results(cfg.out, res)
     return res
+
+
+def _bench_refine(cfg: BenchConfig, res: BenchResults, entry: Any, backends: list[str], tmp: Path,
+                  say: Any) -> None:
+    """Time the default encode (refinement on, :data:`gcodec.refine.DEFAULT_STEPS` steps) at ``cfg.refine_sizes``
+    on the default CPU backend; the refinement itself always runs on PyTorch."""
+    from ..refine import DEFAULT_STEPS
+
+    backend = "onnx-cpu" if "onnx-cpu" in backends else "torch-cpu"
+    for (w, h) in cfg.refine_sizes:
+        say(f"bench: {backend} encode {w}x{h}, refine {DEFAULT_STEPS}")
+        spec = {"backend": backend, "phase": "encode", "size": [w, h], "model": entry.name, "threads": cfg.threads,
+                "image": str(cfg.image) if cfg.image else None, "refine": DEFAULT_STEPS,
+                "gcz_path": str(tmp / f"refine-{w}x{h}.gcz")}
+        try:
+            out = _spawn(spec)
+        except GczError as exc:
+            res.notes.append(str(exc))
+            continue
+        res.refine.append({"size": f"{w}x{h}", "backend": backend, "steps": DEFAULT_STEPS,
+                           "encode_s": out["seconds"], "seconds_per_step": out["seconds"] / DEFAULT_STEPS,
+                           "peak_rss_mb": out["peak_rss_mb"], "bpp": out["bytes"] * 8 / (w * h)})
 
 
 def _bench_peers(cfg: BenchConfig, res: BenchResults, peer_mod: Any, w: int, h: int,
@@ -363,7 +394,7 @@ def markdown(res: BenchResults) -> str:
     lines = [f"# gcz benchmarks: {res.model['id']}", "",
              f"{m['processor']}, {m['cpu_count']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
              f"onnxruntime {m.get('onnxruntime')}, CUDA: {m.get('cuda') or 'none'}", "",
-             "## gcz encode / decode (in-process, model loaded and warmed up)", "",
+             "## gcz encode / decode (in-process, model loaded and warmed up; encodes with `--refine 0`)", "",
              "| size | backend | tiled | encode s | decode s | enc s/MP | dec s/MP | peak RSS enc MiB | "
              "peak RSS dec MiB | model load s | bpp |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res.runs:
@@ -372,6 +403,11 @@ def markdown(res: BenchResults) -> str:
                      f"{r['decode_s']:.3f} | {r['encode_s_per_mp']:.3f} | {r['decode_s_per_mp']:.3f} | "
                      f"{r['peak_rss_encode_mb']:.0f} | {r['peak_rss_decode_mb']:.0f}{gpu} | "
                      f"{r['model_load_s']:.3f} | {r.get('bpp', 0):.4f} |")
+    if res.refine:
+        lines += ["", "## The default encode, with its refinement (in-process)", "",
+                  "| size | backend | steps | encode s | s per step | peak RSS MiB | bpp |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['size']} | {r['backend']} | {r['steps']} | {r['encode_s']:.2f} | {r['seconds_per_step']:.3f} | "
+                  f"{r['peak_rss_mb']:.0f} | {r['bpp']:.4f} |" for r in res.refine]
     if res.processes:
         from .process_bench import markdown as process_markdown
         lines += [""] + process_markdown(res.processes)

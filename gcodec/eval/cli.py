@@ -10,6 +10,7 @@ from rich.console import Console
 
 from ..cli_common import resolve_device, stderr_console, user_errors
 from ..errors import GczInputError
+from ..refine import DEFAULT_STEPS, ENV_VAR, MAX_STEPS
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -41,9 +42,11 @@ def _channels(text: str) -> tuple[int, ...]:
 @click.option("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine).")
 @click.option("--colour/--no-colour", "colour", default=True, show_default=True,
               help="Let gcz's encoder add its low-frequency colour correction.")
+@click.option("--refine", "refine_steps", type=click.IntRange(0, MAX_STEPS), default=None, metavar="STEPS",
+              help=f"gcz's encoder refinement steps, as gcz compress --refine [default: ${ENV_VAR} or {DEFAULT_STEPS}].")
 def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: str, matches: str, device: str,
                  patch: int, no_kid: bool, no_ssimulacra2: bool, tolerance: float, split: str | None,
-                 max_side: int | None, threads: int | None, colour: bool) -> None:
+                 max_side: int | None, threads: int | None, colour: bool, refine_steps: int | None) -> None:
     """Compare gcz with engineered codecs at matched file sizes (folders or image files)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -60,7 +63,7 @@ def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: s
             inputs=runner.collect_images(inputs, split), out=Path(out_dir), channels=_channels(channels),
             codecs=_csv(codecs), matches=_csv(matches), device=resolve_device(device), ssimulacra2=ssim2,
             kid=not no_kid, patch=patch, tolerance=tolerance, max_side=max_side,
-            colour=colour)
+            colour=colour, refine=refine_steps)
         if not no_ssimulacra2 and not ssim2:
             stderr_console().print("note: SSIMULACRA2 skipped (pip install ssimulacra2)", markup=False)
         progress = Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
@@ -114,11 +117,12 @@ def bench_command(out_dir: str, channels: int, quick: bool, sizes: str | None, b
         unknown = set(chosen) - {"torch-cpu", "onnx-cpu", "torch-cuda"}
         if unknown:
             raise GczInputError(f"unknown backend(s): {', '.join(sorted(unknown))}")
+        chosen_sizes = bench.parse_sizes(sizes) if sizes else (bench.QUICK_SIZES if quick else bench.FULL_SIZES)
         cfg = bench.BenchConfig(
-            out=Path(out_dir), channels=channels,
-            sizes=bench.parse_sizes(sizes) if sizes else (bench.QUICK_SIZES if quick else bench.FULL_SIZES),
+            out=Path(out_dir), channels=channels, sizes=chosen_sizes,
             backends=chosen, peers=_csv(codecs), threads=threads, image=Path(image) if image else None,
-            processes=not no_processes)
+            processes=not no_processes,
+            refine_sizes=tuple(s for s in chosen_sizes if s[0] * s[1] <= bench.REFINE_MAX_PIXELS))
         with stderr_console().status("benchmarking") as status:
             res = bench.run_bench(cfg, lambda s: status.update(s))
         console = Console()

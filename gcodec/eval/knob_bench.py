@@ -34,7 +34,7 @@ def bench_knobs(out: Path, size: tuple[int, int] = (768, 512), repeats: int = 7,
     for entry in zoo.list_models():
         if not (entry.supports_realism or entry.stochastic):
             continue
-        data = codec.compress(pixels, model=entry.name)
+        data = codec.compress(pixels, model=entry.name, refine_steps=0)  # decode costs only
         for backend in backends:
             variants: dict[str, Any] = {"plain": lambda b=backend: codec.decompress(data, backend=b, realism=1.0)}
             if entry.supports_realism:

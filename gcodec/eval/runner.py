@@ -16,7 +16,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ class EvalConfig:
         tolerance: relative size error within which a peer reaches its target.
         max_side: downscale (Lanczos) images whose longer side exceeds this before anything else.
         colour: let gcz's encoder add its COLOUR correction (:mod:`gcodec.colour`).
+        refine: gcz's encoder refinement steps (:mod:`gcodec.refine`; 0: none; None: what
+            :func:`gcodec.refine.steps_in_force` gives, recorded in ``run.json`` as a number).
     """
 
     inputs: list[Path]
@@ -65,6 +67,7 @@ class EvalConfig:
     tolerance: float = peers.DEFAULT_TOLERANCE
     max_side: int | None = None
     colour: bool = True
+    refine: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready description (stored in ``run.json``)."""
@@ -252,7 +255,9 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
     from .. import codec as gcodec_codec
     from .. import zoo
     from ..imageio import LoadedImage
+    from ..refine import steps_in_force
 
+    cfg = replace(cfg, refine=steps_in_force(cfg.refine))
     for name in cfg.codecs:
         peers.get_peer(name)
     for m in cfg.matches:
@@ -264,8 +269,8 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
     by_key = {r["key"]: r for r in read_rows(results)}  # every row, old and new, at the end
     # a model republished under the same name (new weights hash) gets its rows recomputed; peer rows
     # are kept only while their byte target still equals the (re)computed gcz bytes
-    model_ids = {entry.name: f"{entry.name}@{entry.hash_prefix.hex()}{'' if cfg.colour else ' no-colour'}"
-                 for entry in entries.values()}
+    setting = ("" if cfg.colour else " no-colour") + (f" refine {cfg.refine}" if cfg.refine else "")
+    model_ids = {entry.name: f"{entry.name}@{entry.hash_prefix.hex()}{setting}" for entry in entries.values()}
     done = {k: r for k, r in by_key.items() if not _is_stale(r, model_ids)}
     outcome = EvalOutcome(rows=[])
 
@@ -306,7 +311,8 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
                 pixels, box = load()
                 zoo.load_model(entry, cfg.device)  # keep load time out of the timings
                 t0 = time.perf_counter()
-                data = gcodec_codec.compress_loaded(LoadedImage(pixels), entry, cfg.device, colour=cfg.colour)
+                data = gcodec_codec.compress_loaded(LoadedImage(pixels), entry, cfg.device, colour=cfg.colour,
+                                                    refine_steps=cfg.refine)
                 t1 = time.perf_counter()
                 decoded = np.asarray(gcodec_codec.decompress(data, cfg.device))
                 t2 = time.perf_counter()

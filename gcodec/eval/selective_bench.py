@@ -121,7 +121,7 @@ def selective_sweep(images: Sequence[Path], out: Path, sc_model: str | None = No
         original = load_pixels(path, max_side)
         height, width = original.shape[:2]
         labels, _, shares = auto_labels(original, book.cell)
-        gc_data = codec.compress(original, model=gc.name)
+        gc_data = codec.compress(original, model=gc.name, refine_steps=0)  # unrefined, as SC files are
         gc_pixels = np.asarray(codec.decompress(gc_data))
         row: dict[str, Any] = {"image": path.stem, "width": width, "height": height, "gc_bytes": len(gc_data),
                                "areas": {}}

@@ -28,6 +28,9 @@ from .runner import choose_crop, load_pixels
 ProgressFn = Callable[[str], None]
 #: Side of the crops in the strips (shown at 1:1).
 STRIP_CROP = 256
+#: The sweeps measure the decoder's knobs on the encoder network's own symbols (as every record before gcz 0.7.0):
+#: the refinement (:mod:`gcodec.refine`) optimises the file's default decode, not the other settings swept.
+SWEEP_REFINE_STEPS = 0
 GAP = 4
 
 
@@ -73,7 +76,7 @@ def realism_sweep(images: Sequence[Path], model: str, alphas: Sequence[float], o
     real_features, bpps, strip = [], [], None
     for i, path in enumerate(images):
         original = load_pixels(path, max_side)
-        data = codec.compress(original, model=model)
+        data = codec.compress(original, model=model, refine_steps=SWEEP_REFINE_STEPS)
         bpps.append(len(data) * 8 / (original.shape[0] * original.shape[1]))
         if extractor is not None:
             real_features.append(extractor(metrics.extract_patches(original, patch)))
@@ -122,7 +125,7 @@ def seed_spread(images: Sequence[Path], model: str, seeds: int, out: Path, max_s
     values, psnrs, strip = [], [], None
     for i, path in enumerate(images):
         original = load_pixels(path, max_side)
-        data = codec.compress(original, model=model)
+        data = codec.compress(original, model=model, refine_steps=SWEEP_REFINE_STEPS)
         stack = np.stack([np.asarray(codec.decompress(data, seed=s), dtype=np.float64) for s in range(seeds)])
         values.append(float(stack.var(axis=0).mean()))
         psnrs.append(float(np.mean([metrics.psnr(original, d.astype(np.uint8)) for d in stack])))

@@ -35,10 +35,17 @@ class Quantizer(nn.Module):
         """Center values of symbol indices."""
         return self.centers[symbols]
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
+    def assignment(self, w: torch.Tensor) -> torch.Tensor:
+        """Soft assignment (..., L) of every entry to the centers: ``softmax(-sigma (w - c_j)^2)``."""
+        return torch.softmax(-self.sigma * (w.unsqueeze(-1) - self.centers) ** 2, dim=-1)
+
+    def straight_through(self, w: torch.Tensor) -> torch.Tensor:
+        """The hard quantized value, with the gradient of the soft one (in any mode)."""
         hard = self.dequantize(self.symbols(w))
-        if not self.training:
-            return hard
-        dist = (w.unsqueeze(-1) - self.centers) ** 2
-        soft = (torch.softmax(-self.sigma * dist, dim=-1) * self.centers).sum(-1)
+        soft = (self.assignment(w) * self.centers).sum(-1)
         return soft + (hard - soft).detach()
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.dequantize(self.symbols(w))
+        return self.straight_through(w)

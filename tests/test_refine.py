@@ -1,0 +1,179 @@
+"""Encoder-side refinement (gcodec/refine.py): symbols chosen by gradient descent through the decoder."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import gcodec
+import reference_decoder
+from gcodec import codec, entropy, noise, refine, zoo
+from gcodec.errors import GczInputError
+from gcodec.imageio import LoadedImage, pad_image, to_unit
+from gcodec.models import GCModel, named_config
+from conftest import HEADED_MODEL, STOCHASTIC_MODEL, photo_like
+
+#: Pure distortion, no perceptual network: the tests' tiny models are about pixels only.
+MSE_ONLY = refine.Objective(perceptual=0.0, rate=0.0, learning_rate=0.1)
+
+
+def _tiny(channels: int = 4, seed: int = 3) -> GCModel:
+    """A tiny random model whose latent spreads over all levels and whose generator responds to it
+    (at its random initialisation the output hardly depends on the latent)."""
+    torch.manual_seed(seed)
+    model = GCModel(named_config("tiny", channels)).eval()
+    with torch.no_grad():
+        model.encoder.net[-1][-1].weight.mul_(20.0)
+        for layer in model.generator.modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                layer.weight.mul_(2.0)
+    return model
+
+
+def _decoded_mse(model: GCModel, symbols: np.ndarray, padded: np.ndarray, height: int, width: int) -> float:
+    out = model.decode_symbols(torch.from_numpy(symbols)[None])[0].numpy()
+    return float(((out - to_unit(padded)[0]) ** 2)[:, :height, :width].mean())
+
+
+def _bytes(symbols: np.ndarray, levels: int) -> int:
+    tables = entropy.best_tables(symbols, levels)
+    return len(entropy.encode(symbols, tables))
+
+
+def test_zero_steps_are_the_encoders_symbols():
+    model = _tiny()
+    padded = pad_image(photo_like(64, 80), 16, 32)
+    want = model.encode_symbols(torch.from_numpy(to_unit(padded)))[0].numpy()
+    got = refine.refine_symbols(model, padded, 64, 80, 0)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+
+
+def test_refinement_brings_the_decode_closer_to_the_image():
+    model = _tiny()
+    pixels = photo_like(60, 90, seed=1)
+    padded = pad_image(pixels, 16, 32)
+    before = refine.refine_symbols(model, padded, 60, 90, 0)
+    after = refine.refine_symbols(model, padded, 60, 90, 25, objective=MSE_ONLY)
+    assert after.shape == before.shape and after.min() >= 0 and after.max() < model.config.levels
+    assert (after != before).mean() > 0.01
+    assert _decoded_mse(model, after, padded, 60, 90) < 0.97 * _decoded_mse(model, before, padded, 60, 90)
+    assert all(p.grad is None for p in model.parameters())  # the network itself is never touched
+
+
+def test_the_padding_is_not_scored(monkeypatch):
+    """Pixels outside the image's own height x width never pull on the symbols."""
+    model = _tiny()
+    padded = pad_image(photo_like(40, 48, seed=2), 16, 64)  # 64 x 64: 24 rows and 16 columns of padding
+    other = padded.copy()
+    other[40:], other[:, 48:] = 0, 255
+    with torch.no_grad():  # the encoder sees the padding: start both from the same latent
+        start = model.encoder(torch.from_numpy(to_unit(padded)))
+    monkeypatch.setattr(refine, "_encoder_latent", lambda *_: start.clone())
+    a = refine.refine_symbols(model, padded, 40, 48, 10, objective=MSE_ONLY)
+    b = refine.refine_symbols(model, other, 40, 48, 10, objective=MSE_ONLY)
+    c = refine.refine_symbols(model, padded, 64, 64, 10, objective=MSE_ONLY)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_a_rate_weight_makes_the_file_smaller():
+    model = _tiny(channels=8, seed=5)
+    padded = pad_image(photo_like(64, 64, seed=3), 16, 32)
+    plain = refine.refine_symbols(model, padded, 64, 64, 20, objective=MSE_ONLY)
+    frugal = refine.refine_symbols(model, padded, 64, 64, 20, objective=dataclasses.replace(MSE_ONLY, rate=20.0))
+    assert _bytes(frugal, model.config.levels) < _bytes(plain, model.config.levels)
+
+
+def test_symbol_bits_follow_the_symbol_frequencies():
+    model = _tiny(channels=2)
+    centers = model.quantizer.centers
+    latent = torch.stack([torch.full((4, 4), float(centers[0])), torch.full((4, 4), float(centers[2]))])[None]
+    latent[0, 0, 0, :2] = centers[1]
+    bits = refine._symbol_bits(model.quantizer, latent)
+    counts = torch.tensor([[15.0, 3, 1, 1, 1], [1, 1, 17, 1, 1]])  # one extra of every symbol
+    assert torch.allclose(bits, -torch.log2(counts / counts.sum(1, keepdim=True)))
+
+
+def test_large_images_are_refined_window_by_window(monkeypatch):
+    model = _tiny()
+    pixels = photo_like(100, 140, seed=4)
+    padded = pad_image(pixels, 16, 32)  # 112 x 144: latent 7 x 9
+    monkeypatch.setattr(refine, "WINDOW_PIXELS", 64 * 64)
+    monkeypatch.setattr(refine, "WINDOW_CORE", 4)
+    monkeypatch.setattr(refine, "WINDOW_MARGIN", 1)
+    seen = []
+    window = refine._refine_window
+    monkeypatch.setattr(refine, "_refine_window", lambda *a, **k: (seen.append(a[6]), window(*a, **k)))
+    before = refine.refine_symbols(model, padded, 100, 140, 0)
+    after = refine.refine_symbols(model, padded, 100, 140, 25, objective=MSE_ONLY)
+    assert sorted(seen) == [(0, 4, 0, 4), (0, 4, 4, 8), (0, 4, 5, 9), (3, 7, 0, 4), (3, 7, 4, 8), (3, 7, 5, 9)]
+    assert _decoded_mse(model, after, padded, 100, 140) < 0.97 * _decoded_mse(model, before, padded, 100, 140)
+
+
+def test_steps_in_force(monkeypatch):
+    monkeypatch.delenv(refine.ENV_VAR, raising=False)
+    assert refine.steps_in_force() == refine.DEFAULT_STEPS == 30
+    assert refine.steps_in_force(0) == 0 and refine.steps_in_force(7) == 7
+    monkeypatch.setenv(refine.ENV_VAR, " 12 ")
+    assert refine.steps_in_force() == 12 and refine.steps_in_force(3) == 3
+    for bad in ("-1", "x", "2.5", str(refine.MAX_STEPS + 1)):
+        monkeypatch.setenv(refine.ENV_VAR, bad)
+        with pytest.raises(GczInputError, match=refine.ENV_VAR):
+            refine.steps_in_force()
+
+
+def test_the_default_encode_refines(tiny_weights, monkeypatch):
+    monkeypatch.delenv(refine.ENV_VAR, raising=False)
+    calls = []
+    monkeypatch.setattr(refine, "refine_symbols", lambda *a, **k: calls.append(a[4]) or np.zeros((4, 2, 2), np.int64))
+    gcodec.compress(photo_like(32, 32), channels=4, colour=False)
+    assert calls == [refine.DEFAULT_STEPS]
+    monkeypatch.setenv(refine.ENV_VAR, "0")
+    gcodec.compress(photo_like(32, 32), channels=4, colour=False)
+    assert calls == [refine.DEFAULT_STEPS]
+
+
+@pytest.mark.parametrize("bad", [-1, refine.MAX_STEPS + 1, 2.5, True, "3", None])
+def test_bad_step_counts_are_refused(bad):
+    with pytest.raises(GczInputError, match="refinement steps"):
+        refine.check_steps(bad)
+
+
+def test_refined_files_are_ordinary_gcz_files(tiny_weights):
+    pixels = photo_like(80, 96, seed=6)
+    plain = gcodec.compress(pixels, channels=4, colour=False)
+    refined = gcodec.compress(pixels, channels=4, colour=False, refine_steps=4)
+    a, b = gcodec.read_header(plain), gcodec.read_header(refined)
+    assert (a.width, a.height, a.model_name, a.channels) == (b.width, b.height, b.model_name, b.channels)
+    assert codec.decode_symbols(a).shape == codec.decode_symbols(b).shape
+    assert not np.array_equal(codec.decode_symbols(a), codec.decode_symbols(b))
+    _, channels = reference_decoder.decode_symbols(refined)  # the independent decoder reads it alike
+    assert np.array_equal(np.array(channels).reshape(codec.decode_symbols(b).shape), codec.decode_symbols(b))
+    assert np.asarray(gcodec.decompress(refined)).shape == (80, 96, 3)
+
+
+def test_refinement_looks_at_the_decode_the_file_asks_for(tiny_weights, monkeypatch):
+    """A stored realism refines through the realism head; a stochastic model with the default noise."""
+    calls = []
+    real = refine.refine_symbols
+    monkeypatch.setattr(refine, "refine_symbols", lambda *a, **k: (calls.append(a), real(*a, **k))[1])
+    pixels = photo_like(48, 64, seed=7)
+    entry = zoo.find_model(HEADED_MODEL)
+    data = codec.compress_loaded(LoadedImage(pixels), entry, realism=0.25, colour=False, refine_steps=2)
+    assert gcodec.read_header(data).realism == 25
+    generate = calls[-1][5]
+    model = zoo.load_model(entry)
+    latent = torch.zeros(1, model.config.latent_channels, 3, 4)
+    with torch.no_grad():
+        assert not torch.allclose(generate(latent), model.generator(latent))  # the head's residual is added
+    stochastic = zoo.find_model(STOCHASTIC_MODEL)
+    codec.compress_loaded(LoadedImage(pixels), stochastic, colour=False, refine_steps=2)
+    assert calls[-1][5] is None and calls[-1][6] == noise.DEFAULT_SEED
+
+
+def test_refinement_runs_the_shipped_feature_network(tiny_weights):
+    """The default objective (perceptual term on) loads the shipped, checksummed feature network."""
+    pixels = photo_like(64, 64, seed=8)
+    data = gcodec.compress(pixels, channels=2, colour=True, refine_steps=2)
+    assert gcodec.read_header(data).width == 64
