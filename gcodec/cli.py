@@ -246,7 +246,7 @@ def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Store a low-frequency colour correction where it pays for its bytes (one extra decode).")
 @click.option("--refine", "refine_steps", type=click.IntRange(0, MAX_REFINE_STEPS), default=None, metavar="STEPS",
               help="Refine the latent by STEPS gradient steps through the decoder (PyTorch): closer to the photo, "
-                   "about 0.6 s per step at 768x512 on two cores; 0 turns it off (fast encodes) "
+                   "about 0.8 s per step at 768x512 on two cores; 0 turns it off (fast encodes) "
                    f"[default: ${REFINE_ENV_VAR} or {DEFAULT_REFINE_STEPS}; selective files: 0].")
 @runtime_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
