@@ -24,6 +24,7 @@ from .errors import GczError, GczInputError
 from .refine import DEFAULT_STEPS as DEFAULT_REFINE_STEPS
 from .refine import ENV_VAR as REFINE_ENV_VAR
 from .refine import MAX_STEPS as MAX_REFINE_STEPS
+from .refine import steps_in_force as refine_steps_in_force
 
 if TYPE_CHECKING:
     from .selective import Selection
@@ -276,8 +277,7 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
         if selection is not None and refine_steps:
             raise GczInputError("--refine works on plain files only, not with a selection of what to preserve")
         if selection is None:
-            from .refine import steps_in_force
-            refine_steps = steps_in_force(refine_steps)
+            refine_steps = refine_steps_in_force(refine_steps)
         entry = resolve_model(channels, model, selective=selection is not None)
         if realism is not None:
             realism_mod.to_steps(entry, realism)  # refuse a bad value before any input is read

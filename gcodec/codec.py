@@ -94,17 +94,17 @@ def _refined(entry: zoo.ModelEntry, padded: np.ndarray, image: LoadedImage, step
     (with the default noise seed for a stochastic model), on ``device``."""
     import torch
 
-    model = zoo.load_model(entry, device)
+    from .backends.torch_net import TorchNetwork
+
+    net = TorchNetwork.load(entry, device)
     generate = None
     if alpha != realism_mod.FULL_REALISM:
-        from .models.orp import RealismGenerator
-
-        realism_net = RealismGenerator(model.generator, zoo.load_head(entry, "realism", device))
+        realism_net = net.realism_generator()
         a = torch.tensor([alpha], dtype=torch.float32, device=device)
 
         def generate(latent: torch.Tensor) -> torch.Tensor:
             return realism_net(latent, a)
-    return refine_mod.refine_symbols(model, padded, image.height, image.width, steps, generate,
+    return refine_mod.refine_symbols(net.model, padded, image.height, image.width, steps, generate,
                                      noise.DEFAULT_SEED if entry.stochastic else None)
 
 

@@ -37,11 +37,13 @@ Adam with step 0.05.  Images of up to :data:`WINDOW_PIXELS` padded pixels are
 refined in one piece; larger ones window by window (cores of
 :data:`WINDOW_CORE` latent pixels with :data:`WINDOW_MARGIN` of context,
 which is optimised too but kept only where a later window's core lies), so
-memory stays bounded.  The refinement runs on PyTorch (it needs gradients),
+memory stays bounded; a model with image-wide normalisation statistics is
+refined in one piece, as the coding path encodes it.  The refinement runs on PyTorch (it needs gradients),
 whatever backend decodes.
 """
 from __future__ import annotations
 
+import math
 import operator
 import os
 from collections.abc import Callable
@@ -121,9 +123,12 @@ def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, widt
     """
     import torch
 
+    from .backends.torch_net import can_tile
+
     steps = check_steps(steps)
     device = next(model.parameters()).device
-    latent = _encoder_latent(model, padded, device)
+    tileable = can_tile(model)  # no image-wide normalisation statistics: pieces agree with the whole
+    latent = _encoder_latent(model, padded, device, tileable)
     quantizer = model.quantizer
     if steps == 0:
         return quantizer.symbols(latent)[0].cpu().numpy()
@@ -136,7 +141,7 @@ def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, widt
         extra = torch.from_numpy(noise.latent_noise(seed, model.config.noise_channels, *latent.shape[-2:])).to(device)
     image = torch.from_numpy(to_unit(padded)).to(device)
     h, w = latent.shape[-2:]
-    single = padded.shape[0] * padded.shape[1] <= WINDOW_PIXELS
+    single = padded.shape[0] * padded.shape[1] <= WINDOW_PIXELS or not tileable
     rows = [(0, h)] if single else tiling.spans(h, WINDOW_CORE, 0)
     cols = [(0, w)] if single else tiling.spans(w, WINDOW_CORE, 0)
     for y0, y1 in rows:
@@ -146,18 +151,16 @@ def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, widt
     return quantizer.symbols(latent)[0].cpu().numpy()
 
 
-def _encoder_latent(model: torch.nn.Module, padded: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The encoder's continuous latent (1, C, h, w), tiled like the coding path's encoder."""
+def _encoder_latent(model: torch.nn.Module, padded: np.ndarray, device: torch.device,
+                    tileable: bool) -> torch.Tensor:
+    """The encoder's continuous latent (1, C, h, w), tiled like the coding path's encoder (if ``tileable``)."""
     import torch
 
     @torch.no_grad()
     def encode(unit: np.ndarray) -> np.ndarray:
         return model.encoder(torch.from_numpy(unit).to(device)).float().cpu().numpy()
 
-    if tiling.needs_tiling(padded.shape[0], padded.shape[1]):
-        found = tiling.encode_tiled(encode, padded)
-    else:
-        found = encode(to_unit(padded))[0]
+    found = tiling.encode(encode, padded, None if tileable else math.inf)
     return torch.from_numpy(np.ascontiguousarray(found))[None].to(device)
 
 

@@ -184,7 +184,8 @@ def encode_tiled(encode: EncodeFn, pixels: np.ndarray, tile: int | None = None,
 
 
 def encode(encode_fn: EncodeFn, pixels: np.ndarray, threshold: int | None = None) -> np.ndarray:
-    """Symbols (C, H/16, W/16) of a padded 8-bit image (H, W, 3): one call, or tiles above ``threshold``."""
+    """Symbols (C, H/16, W/16) of a padded 8-bit image (H, W, 3): one call, or tiles above ``threshold``
+    (in ``encode_fn``'s dtype: int64 symbols from the backends, float latents for :mod:`gcodec.refine`)."""
     if needs_tiling(pixels.shape[0], pixels.shape[1], threshold):
         return encode_tiled(encode_fn, pixels)
-    return np.asarray(encode_fn(to_unit(pixels))[0], dtype=np.int64)
+    return np.asarray(encode_fn(to_unit(pixels))[0])

@@ -49,13 +49,17 @@ class TorchNetwork:
         """Generator input (1, C', h, w) -> float32 image (1, 3, 16h, 16w)."""
         return self.model.generator(torch.from_numpy(latent).to(self.device)).float().cpu().numpy()
 
-    @torch.no_grad()
-    def generate_realism(self, latent: np.ndarray, alpha: float) -> np.ndarray:
-        """As :meth:`generate`, plus ``(1 - alpha)`` times the realism head's residual (one pass)."""
+    def realism_generator(self) -> nn.Module:
+        """The generator with its realism head (:class:`gcodec.models.orp.RealismGenerator`), built once."""
         if self._realism is None:
             from ..models.orp import RealismGenerator
             if self.entry is None:
                 raise GczModelError("this network was built without its model entry, so it has no realism head")
             self._realism = RealismGenerator(self.model.generator, load_head(self.entry, "realism", self.device))
+        return self._realism
+
+    @torch.no_grad()
+    def generate_realism(self, latent: np.ndarray, alpha: float) -> np.ndarray:
+        """As :meth:`generate`, plus ``(1 - alpha)`` times the realism head's residual (one pass)."""
         a = torch.tensor([alpha], dtype=torch.float32, device=self.device)
-        return self._realism(torch.from_numpy(latent).to(self.device), a).float().cpu().numpy()
+        return self.realism_generator()(torch.from_numpy(latent).to(self.device), a).float().cpu().numpy()

@@ -157,10 +157,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     if phase == "encode":
-        if spec.get("refine"):
+        if spec["refine"]:
             enc(warm, 1)  # the refinement's own first-call overheads (PyTorch, the feature network)
         t0 = time.perf_counter()
-        data = enc(pixels, int(spec.get("refine", 0)))
+        data = enc(pixels, int(spec["refine"]))
         if device == "cuda":
             torch.cuda.synchronize()
         result["seconds"] = time.perf_counter() - t0
@@ -281,11 +281,7 @@ def run_bench(cfg: BenchConfig, status: Any = None) -> BenchResults:
                 try:
                     for phase in ("encode", "decode"):
                         say(f"bench: {backend} {phase} {w}x{h}")
-                        spec = {"backend": backend, "phase": phase, "size": [w, h], "model": entry.name,
-                                "threads": cfg.threads,
-                                "image": str(cfg.image) if cfg.image else None,
-                                "gcz_path": str(Path(tmp) / f"{backend}-{w}x{h}.gcz")}
-                        out = _spawn(spec)
+                        out = _spawn(_spec(cfg, entry, backend, phase, (w, h), Path(tmp) / f"{backend}-{w}x{h}.gcz"))
                         row[f"{phase}_s"] = out["seconds"]
                         row[f"{phase}_s_per_mp"] = out["seconds"] / mp
                         row[f"peak_rss_{phase}_mb"] = out["peak_rss_mb"]
@@ -317,6 +313,14 @@ def run_bench(cfg: BenchConfig, status: Any = None) -> BenchResults:
     return res
 
 
+def _spec(cfg: BenchConfig, entry: Any, backend: str, phase: str, size: tuple[int, int], gcz_path: Path,
+          refine: int = 0) -> dict[str, Any]:
+    """What :func:`worker` measures in its own process: ``phase`` of ``entry`` on ``backend`` at ``size``,
+    the encode refined by ``refine`` steps (:mod:`gcodec.refine`; 0, the fast path)."""
+    return {"backend": backend, "phase": phase, "size": list(size), "model": entry.name, "threads": cfg.threads,
+            "image": str(cfg.image) if cfg.image else None, "refine": refine, "gcz_path": str(gcz_path)}
+
+
 def _bench_refine(cfg: BenchConfig, res: BenchResults, entry: Any, backends: list[str], tmp: Path,
                   say: Any) -> None:
     """Time the default encode (refinement on, :data:`gcodec.refine.DEFAULT_STEPS` steps) at ``cfg.refine_sizes``
@@ -326,11 +330,8 @@ def _bench_refine(cfg: BenchConfig, res: BenchResults, entry: Any, backends: lis
     backend = "onnx-cpu" if "onnx-cpu" in backends else "torch-cpu"
     for (w, h) in cfg.refine_sizes:
         say(f"bench: {backend} encode {w}x{h}, refine {DEFAULT_STEPS}")
-        spec = {"backend": backend, "phase": "encode", "size": [w, h], "model": entry.name, "threads": cfg.threads,
-                "image": str(cfg.image) if cfg.image else None, "refine": DEFAULT_STEPS,
-                "gcz_path": str(tmp / f"refine-{w}x{h}.gcz")}
         try:
-            out = _spawn(spec)
+            out = _spawn(_spec(cfg, entry, backend, "encode", (w, h), tmp / f"refine-{w}x{h}.gcz", DEFAULT_STEPS))
         except GczError as exc:
             res.notes.append(str(exc))
             continue

@@ -28,10 +28,10 @@ from .runner import choose_crop, load_pixels
 ProgressFn = Callable[[str], None]
 #: Side of the crops in the strips (shown at 1:1).
 STRIP_CROP = 256
+GAP = 4
 #: The sweeps measure the decoder's knobs on the encoder network's own symbols (as every record before gcz 0.7.0):
 #: the refinement (:mod:`gcodec.refine`) optimises the file's default decode, not the other settings swept.
 SWEEP_REFINE_STEPS = 0
-GAP = 4
 
 
 def _strip(tiles: Sequence[np.ndarray]) -> np.ndarray:
