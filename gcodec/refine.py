@@ -139,14 +139,13 @@ def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, widt
     extra = None
     if model.config.noise_channels:
         extra = torch.from_numpy(noise.latent_noise(seed, model.config.noise_channels, *latent.shape[-2:])).to(device)
-    image = torch.from_numpy(to_unit(padded)).to(device)
     h, w = latent.shape[-2:]
     single = padded.shape[0] * padded.shape[1] <= WINDOW_PIXELS or not tileable
     rows = [(0, h)] if single else tiling.spans(h, WINDOW_CORE, 0)
     cols = [(0, w)] if single else tiling.spans(w, WINDOW_CORE, 0)
     for y0, y1 in rows:
         for x0, x1 in cols:
-            _refine_window(quantizer, generate, features, latent, extra, image, (y0, y1, x0, x1),
+            _refine_window(quantizer, generate, features, latent, extra, padded, (y0, y1, x0, x1),
                            (height, width), steps, objective, 0 if single else WINDOW_MARGIN)
     return quantizer.symbols(latent)[0].cpu().numpy()
 
@@ -166,9 +165,9 @@ def _encoder_latent(model: torch.nn.Module, padded: np.ndarray, device: torch.de
 
 def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor], torch.Tensor],
                    features: torch.nn.Module | None, latent: torch.Tensor, extra: torch.Tensor | None,
-                   image: torch.Tensor, core: tuple[int, int, int, int], size: tuple[int, int], steps: int,
+                   padded: np.ndarray, core: tuple[int, int, int, int], size: tuple[int, int], steps: int,
                    objective: Objective, margin: int) -> None:
-    """Optimise one window of ``latent`` in place; only its core is kept."""
+    """Optimise one window of ``latent`` in place against the 8-bit ``padded`` image; only its core is kept."""
     import torch
 
     from .models.features import pyramid_l1
@@ -178,7 +177,8 @@ def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor]
     h, w = latent.shape[-2:]
     cy0, cy1, cx0, cx1 = max(0, y0 - margin), min(h, y1 + margin), max(0, x0 - margin), min(w, x1 + margin)
     iy0, iy1, ix0, ix1 = y0 - cy0, y1 - cy0, x0 - cx0, x1 - cx0  # the core inside the window
-    target = image[:, :, y0 * s:y1 * s, x0 * s:x1 * s]
+    # only the core is converted to float: memory stays that of one window at any image size
+    target = torch.from_numpy(to_unit(padded[y0 * s:y1 * s, x0 * s:x1 * s])).to(latent.device)
     mask = torch.zeros_like(target[:, :1])
     mask[..., :max(0, size[0] - y0 * s), :max(0, size[1] - x0 * s)] = 1.0  # the image's own pixels
     scored = mask.sum().clamp_min(1.0)
