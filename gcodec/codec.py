@@ -99,7 +99,7 @@ def _refined(entry: zoo.ModelEntry, padded: np.ndarray, image: LoadedImage, step
     net = TorchNetwork.load(entry, device)
     generate = None
     if alpha != realism_mod.FULL_REALISM:
-        realism_net = net.realism_generator()
+        realism_net = refine_mod.fast_layout(net.realism_generator())
         a = torch.tensor([alpha], dtype=torch.float32, device=device)
 
         def generate(latent: torch.Tensor) -> torch.Tensor:

@@ -16,33 +16,53 @@ default realism (and, for a stochastic model, the default noise seed) is what
 the refinement looks at.
 
 The objective of each step is the generator's training objective without the
-adversary, plus a rate term that keeps the file about as small::
+adversary, plus a low-pass colour term and a rate term that keeps the file
+about as small::
 
-    10 * MSE  +  0.3 * perceptual  +  4 * estimated bits per pixel
+    10 * MSE  +  0.3 * perceptual  +  6 * low-pass  +  4 * estimated bits per pixel
 
 * MSE on images in [0, 1], over the image's own pixels (not the padding);
 * perceptual: the L1 distance of EfficientNet-Lite0 feature pyramids (the
   training's perceptual loss, :mod:`gcodec.models.features`; the shipped
   ``lite0-features`` weights), over the window's core (padding, a mirror of
-  the image, included: the network needs sides that are multiples of 16).  Without it the refinement buys 2 dB of PSNR by
-  trading texture for blur; with it, structure and texture come closer to the
-  photo at about the same PSNR;
+  the image, included: the network needs sides that are multiples of 16).
+  Without it the refinement buys 2 dB of PSNR by trading texture for blur;
+  with it, structure and texture come closer to the photo at about the same
+  PSNR;
+* low-pass: the mean absolute difference of the :data:`LOWPASS_BLOCK` x
+  :data:`LOWPASS_BLOCK` block means, in [0, 1], over the image's own pixels:
+  colour and brightness at the scale of the blotches and casts that raters
+  hold against gcz (a red patch on an animal's back, an orange smear), which
+  the perceptual features hardly see and the COLOUR grid, with its cells of
+  32 px and more, cannot fix (gcz 0.7.1);
 * rate: ``-log2`` of each symbol's frequency in the image's current symbols
   (what the static per-channel tables will cost), weighted by the soft
   assignment of ``y`` to the quantizer's centres.
 
 Gradients flow through the quantizer as in training (straight-through around
 the soft assignment, :meth:`gcodec.models.quantizer.Quantizer.straight_through`);
-Adam with step 0.05.  Images of up to :data:`WINDOW_PIXELS` padded pixels are
-refined in one piece; larger ones window by window (cores of
-:data:`WINDOW_CORE` latent pixels with :data:`WINDOW_MARGIN` of context,
-which is optimised too but kept only where a later window's core lies), so
-memory stays bounded; a model with image-wide normalisation statistics is
-refined in one piece, as the coding path encodes it.  The refinement runs on PyTorch (it needs gradients),
-whatever backend decodes.
+Adam, its step size decaying by a half cosine from 0.05 to a tenth of that
+(:func:`step_size`).  Every step's forward pass decodes the window's current
+symbols exactly, so its loss is what those symbols would cost; the symbols
+kept are those of the best step, not of the last, so a refinement never ends
+worse, by its own objective, than the encoder's symbols it started from.  At
+a constant step size the straight-through iterates keep jumping between
+symbols; the decaying step lets them settle (gcz 0.7.1; on the 26 validation
+photos at C = 4, against 0.7.0's constant step: PSNR +0.32 dB, MS-SSIM
++0.018, bytes -1.4 %, at the same 30 steps).
+
+Images of up to :data:`WINDOW_PIXELS` padded pixels are refined in one
+piece; larger ones window by window (cores of :data:`WINDOW_CORE` latent
+pixels with :data:`WINDOW_MARGIN` of context, which is optimised too but kept
+only where a later window's core lies), so memory stays bounded; a model with
+image-wide normalisation statistics is refined in one piece, as the coding
+path encodes it.  The refinement runs on PyTorch (it needs gradients),
+whatever backend decodes; on the CPU in channels-last layout
+(:func:`fast_layout`).
 """
 from __future__ import annotations
 
+import copy
 import math
 import operator
 import os
@@ -70,6 +90,8 @@ WINDOW_PIXELS = 1024 * 1024
 #: Core and context of a window for larger images, in latent pixels (x16 image pixels).
 WINDOW_CORE = 48
 WINDOW_MARGIN = 8
+#: Side in pixels of the blocks whose mean colour the low-pass term compares.
+LOWPASS_BLOCK = 8
 
 
 @dataclass(frozen=True)
@@ -78,8 +100,19 @@ class Objective:
 
     mse: float = 10.0
     perceptual: float = 0.3
+    lowpass: float = 6.0
     rate: float = 4.0
     learning_rate: float = 0.05
+    #: The step size of the last step, as a fraction of ``learning_rate`` (:func:`step_size`).
+    final_fraction: float = 0.1
+
+
+def step_size(objective: Objective, step: int, steps: int) -> float:
+    """Adam's step size at ``step`` (0-based) of ``steps``: a half cosine from ``objective.learning_rate``
+    at the first step down to ``learning_rate * final_fraction`` at the last."""
+    progress = step / (steps - 1) if steps > 1 else 0.0
+    floor = objective.final_fraction
+    return objective.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def steps_in_force(override: int | None = None) -> int:
@@ -135,7 +168,9 @@ def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, widt
     if objective.perceptual and features is None:
         from .zoo import load_features
         features = load_features(str(device))
-    generate = generate or model.generator
+    if features is not None:
+        features = fast_layout(features)
+    generate = generate or fast_layout(model.generator)
     extra = None
     if model.config.noise_channels:
         extra = torch.from_numpy(noise.latent_noise(seed, model.config.noise_channels, *latent.shape[-2:])).to(device)
@@ -148,6 +183,20 @@ def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, widt
             _refine_window(quantizer, generate, features, latent, extra, padded, (y0, y1, x0, x1),
                            (height, width), steps, objective, 0 if single else WINDOW_MARGIN)
     return quantizer.symbols(latent)[0].cpu().numpy()
+
+
+def fast_layout(network: torch.nn.Module) -> torch.nn.Module:
+    """``network`` for the refinement's many passes: on the CPU a copy with its weights in channels-last
+    layout (the original is untouched), elsewhere ``network`` itself.
+
+    On the CPU, oneDNN's convolutions run a refinement step (generator and feature network, forward and
+    backward) about 1.4x faster in this layout; the outputs agree with the original's to float rounding.
+    """
+    import torch
+
+    if next(network.parameters()).device.type != "cpu":
+        return network
+    return copy.deepcopy(network).to(memory_format=torch.channels_last)
 
 
 def _encoder_latent(model: torch.nn.Module, padded: np.ndarray, device: torch.device,
@@ -169,6 +218,7 @@ def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor]
                    objective: Objective, margin: int) -> None:
     """Optimise one window of ``latent`` in place against the 8-bit ``padded`` image; only its core is kept."""
     import torch
+    import torch.nn.functional as F
 
     from .models.features import pyramid_l1
 
@@ -189,21 +239,39 @@ def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor]
     bits = _symbol_bits(quantizer, latent)
     window = latent[:, :, cy0:cy1, cx0:cx1].clone().requires_grad_(True)
     noise_crop = None if extra is None else extra[:, :, cy0:cy1, cx0:cx1]
-    optimizer = torch.optim.Adam([window], lr=objective.learning_rate)
-    for _ in range(steps):
-        quantized = quantizer.straight_through(window)
+
+    def loss_of(current: torch.Tensor) -> torch.Tensor:
+        """The objective of the window's current symbols (exact but for the rate's soft estimate)."""
+        quantized = quantizer.straight_through(current)
         inputs = quantized if noise_crop is None else torch.cat([quantized, noise_crop], dim=1)
         out = generate(inputs)[:, :, iy0 * s:iy1 * s, ix0 * s:ix1 * s]
-        loss = objective.mse * (((out - target) / 2) ** 2 * mask).sum() / (3 * scored)
+        error = (out - target) / 2 * mask  # in [0, 1] units, 0 outside the image
+        loss = objective.mse * (error ** 2).sum() / (3 * scored)
+        if objective.lowpass:  # colour and brightness over 8 x 8 blocks: blotches, casts
+            blocks = F.avg_pool2d(error, LOWPASS_BLOCK)
+            loss = loss + objective.lowpass * blocks.abs().sum() * LOWPASS_BLOCK ** 2 / (3 * scored)
         if target_features is not None:
             loss = loss + objective.perceptual * pyramid_l1(features(out), target_features)
         if objective.rate:
-            soft = quantizer.assignment(window[:, :, iy0:iy1, ix0:ix1])  # (1, C, h', w', L)
+            soft = quantizer.assignment(current[:, :, iy0:iy1, ix0:ix1])  # (1, C, h', w', L)
             loss = loss + objective.rate * (soft * bits[None, :, None, None, :]).sum() / scored
+        return loss
+
+    best, best_loss = window.detach().clone(), math.inf
+    optimizer = torch.optim.Adam([window], lr=objective.learning_rate)
+    for step in range(steps):
+        loss = loss_of(window)
+        if float(loss.detach()) < best_loss:
+            best, best_loss = window.detach().clone(), float(loss.detach())
         (grad,) = torch.autograd.grad(loss, [window])
         window.grad = grad
+        for group in optimizer.param_groups:
+            group["lr"] = step_size(objective, step, steps)
         optimizer.step()
-    latent[:, :, y0:y1, x0:x1] = window.detach()[:, :, iy0:iy1, ix0:ix1]
+    with torch.no_grad():  # the last step's result, scored like the others
+        if float(loss_of(window)) < best_loss:
+            best = window.detach()
+    latent[:, :, y0:y1, x0:x1] = best[:, :, iy0:iy1, ix0:ix1]
 
 
 def _symbol_bits(quantizer: torch.nn.Module, latent: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from gcodec.models import GCModel, named_config
 from conftest import HEADED_MODEL, STOCHASTIC_MODEL, photo_like
 
 #: Pure distortion, no perceptual network: the tests' tiny models are about pixels only.
-MSE_ONLY = refine.Objective(perceptual=0.0, rate=0.0, learning_rate=0.1)
+MSE_ONLY = refine.Objective(perceptual=0.0, lowpass=0.0, rate=0.0, learning_rate=0.1)
 
 
 def _tiny(channels: int = 4, seed: int = 3) -> GCModel:
@@ -83,6 +83,58 @@ def test_a_rate_weight_makes_the_file_smaller():
     plain = refine.refine_symbols(model, padded, 64, 64, 20, objective=MSE_ONLY)
     frugal = refine.refine_symbols(model, padded, 64, 64, 20, objective=dataclasses.replace(MSE_ONLY, rate=20.0))
     assert _bytes(frugal, model.config.levels) < _bytes(plain, model.config.levels)
+
+
+def test_the_step_size_decays_by_a_half_cosine():
+    objective = refine.Objective(learning_rate=0.2, final_fraction=0.1)
+    sizes = [refine.step_size(objective, k, 30) for k in range(30)]
+    assert sizes[0] == pytest.approx(0.2) and sizes[-1] == pytest.approx(0.02)
+    assert sizes[14] == pytest.approx(0.2 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 14 / 29))))
+    assert all(a > b for a, b in zip(sizes, sizes[1:]))
+    assert refine.step_size(objective, 0, 1) == pytest.approx(0.2)  # one step: the full step size
+
+
+def test_the_best_step_is_kept_not_the_last():
+    """A step size far too large scatters the iterates; what comes back is never worse, by the objective,
+    than the encoder's own symbols (the best of the steps, the start among them)."""
+    model = _tiny(seed=6)
+    padded = pad_image(photo_like(48, 64, seed=5), 16, 32)
+    start = refine.refine_symbols(model, padded, 48, 64, 0)
+    wild = dataclasses.replace(MSE_ONLY, learning_rate=50.0, final_fraction=1.0)
+    got = refine.refine_symbols(model, padded, 48, 64, 6, objective=wild)
+    assert _decoded_mse(model, got, padded, 48, 64) <= _decoded_mse(model, start, padded, 48, 64) * (1 + 1e-6)
+    # and where a step is better, it is taken: the same run with a sane step size improves on the start
+    sane = refine.refine_symbols(model, padded, 48, 64, 6, objective=MSE_ONLY)
+    assert _decoded_mse(model, sane, padded, 48, 64) < _decoded_mse(model, start, padded, 48, 64)
+
+
+def test_the_fast_layout_is_a_channels_last_copy_with_the_same_outputs():
+    model = _tiny()
+    fast = refine.fast_layout(model.generator)
+    assert fast is not model.generator
+    weight = next(p for p in fast.parameters() if p.dim() == 4)
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert all(p.is_contiguous() for p in model.generator.parameters())  # the original is untouched
+    latent = model.quantizer.dequantize(torch.randint(0, model.config.levels, (1, 4, 3, 5)))
+    with torch.no_grad():
+        assert torch.allclose(fast(latent), model.generator(latent), atol=1e-5)
+
+
+def _block_error(model: GCModel, symbols: np.ndarray, padded: np.ndarray, height: int, width: int) -> float:
+    """Mean absolute error of 8 x 8 block means (the low-pass term's measure)."""
+    out = model.decode_symbols(torch.from_numpy(symbols)[None])[0].numpy()[:, :height, :width]
+    error = (out - to_unit(padded)[0][:, :height, :width]).reshape(3, height // 8, 8, width // 8, 8)
+    return float(np.abs(error.mean(axis=(2, 4))).mean())
+
+
+def test_the_lowpass_term_trades_pixel_error_for_block_colours():
+    """With the low-pass term the 8 x 8 block means come closer to the image's, at some cost in pixel MSE."""
+    model = _tiny()
+    padded = pad_image(photo_like(64, 80, seed=6), 16, 32)
+    plain = refine.refine_symbols(model, padded, 64, 80, 20, objective=MSE_ONLY)
+    lowpass = refine.refine_symbols(model, padded, 64, 80, 20, objective=dataclasses.replace(MSE_ONLY, lowpass=20.0))
+    assert _block_error(model, lowpass, padded, 64, 80) < 0.99 * _block_error(model, plain, padded, 64, 80)
+    assert _decoded_mse(model, lowpass, padded, 64, 80) > _decoded_mse(model, plain, padded, 64, 80)
 
 
 def test_symbol_bits_follow_the_symbol_frequencies():

@@ -114,7 +114,7 @@ def test_shipped_c4_refines(monkeypatch):
     monkeypatch.setenv("GCZ_WEIGHTS", "")
     image = Image.open(EXAMPLE).convert("RGB")
     plain = codec.compress(image, channels=4, colour=False)
-    refined = codec.compress(image, channels=4, colour=False, refine_steps=4)
+    refined = codec.compress(image, channels=4, colour=False, refine_steps=8)  # the first few steps may not beat the start
     assert refined != plain and len(refined) < 1.2 * len(plain)
     out = np.asarray(codec.decompress(refined), np.float64)
     psnr = 10 * math.log10(255 ** 2 / np.mean((out - np.asarray(image, np.float64)) ** 2))
