@@ -65,7 +65,8 @@ train-c4:
 V2_MINUTES ?= 75
 train-v2: data
 	$(BIN)/gcz train --out-dir runs/c$(C)-v2 $(TRAIN_COMMON) --disc projected --lambda-fm 1.5 --lr 2e-4 \
-	  --lambda-perceptual 0.1 --freeze-encoder --init-from gcz-c$(C) --iterations 1000000 --max-minutes $(V2_MINUTES) --threads 1
+	  --lambda-perceptual 0.1 --freeze-encoder --init-from gcz-c$(C) --iterations 1000000 --max-minutes $(V2_MINUTES) --threads 1 \
+	  --channels-last
 train-c4-v2:
 	$(MAKE) train-v2 C=4
 

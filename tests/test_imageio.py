@@ -56,7 +56,7 @@ def test_one_pixel_and_paths(tmp_path):
 
 
 @pytest.mark.parametrize("content,match", [(b"", "empty"), (b"not an image at all", "not an image"),
-                                           (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "")])
+                                           (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not an image")])
 def test_bad_inputs(tmp_path, content, match):
     path = tmp_path / "bad.png"
     path.write_bytes(content)

@@ -254,6 +254,25 @@ def test_bf16_trainer_step_on_cpu(tmp_path, folder):
     assert trainer.run()["iteration"] == 2
 
 
+def test_channels_last_trains_the_same_values(tmp_path, folder):
+    """--channels-last changes the layout of every network, not what a step computes; its checkpoint loads
+    into an ordinary model."""
+    plain = Trainer(config(tmp_path / "a", folder, seed=3), status=lambda s: None)
+    fast = Trainer(config(tmp_path / "b", folder, seed=3, channels_last=True), status=lambda s: None)
+    convs = [p for net in (fast.model, fast.disc) for p in net.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                         for p in convs if p.shape[-1] > 1 or p.shape[-2] > 1)
+    a, b = plain.step(), fast.step()
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5) for k in a)
+    for x, y in zip(plain.model.parameters(), fast.model.parameters()):
+        assert torch.allclose(x, y, atol=1e-5)
+    fast.save()
+    state = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False)
+    model = GCModel(fast.arch)
+    model.load_state_dict(state["model"])
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
 def test_one_discriminator_pass_on_real_images_per_step(tmp_path, folder):
     trainer = Trainer(config(tmp_path, folder), status=lambda s: None)
     batches = []

@@ -39,6 +39,7 @@ class StepSetup:
     gan: bool = True
     perceptual: bool = True
     freeze_encoder: bool = False
+    channels_last: bool = False
 
 
 #: What the CPU recipes run (``make train``'s two stages, and stage 2 with the projected D).
@@ -46,11 +47,15 @@ CPU_SETUPS = (
     StepSetup("stage 1: rate-distortion only", gan=False, perceptual=False),
     StepSetup("stage 2: patch D + perceptual 0.1, E frozen", freeze_encoder=True),
     StepSetup("stage 2: projected D + perceptual 0.1, E frozen", disc="projected", freeze_encoder=True),
+    StepSetup("stage 1, channels-last", gan=False, perceptual=False, channels_last=True),
+    StepSetup("stage 2: patch D, channels-last", freeze_encoder=True, channels_last=True),
+    StepSetup("stage 2: projected D, channels-last", disc="projected", freeze_encoder=True, channels_last=True),
 )
 #: What ``make train-gpu`` runs, and the alternatives measured beside it.
 CUDA_SETUPS = (
     StepSetup("gpu recipe: patch D", batch_size=32, crop=256, bf16=True),
     StepSetup("gpu recipe: projected D", disc="projected", batch_size=32, crop=256, bf16=True),
+    StepSetup("gpu recipe: patch D, channels-last", batch_size=32, crop=256, bf16=True, channels_last=True),
     StepSetup("paper arch, patch D", arch="paper", batch_size=8, crop=256, bf16=True),
 )
 
@@ -75,7 +80,7 @@ def time_setup(setup: StepSetup, device: str, steps: int, warmup: int, threads: 
                       batch_size=setup.batch_size, crop=setup.crop, lr=2e-4, gan=setup.gan,
                       perceptual=setup.perceptual, lambda_perceptual=0.1, disc=setup.disc, device=device,
                       freeze_encoder=setup.freeze_encoder,
-                      bf16=setup.bf16, threads=threads, fixed_norm_after=None, compact=False,
+                      bf16=setup.bf16, channels_last=setup.channels_last, threads=threads, fixed_norm_after=None, compact=False,
                       checkpoint_minutes=1e9)
     trainer = Trainer(cfg, status=lambda s: None)
 
@@ -128,10 +133,10 @@ def markdown(result: dict[str, Any]) -> str:
              + (f", {m['cuda']}" if m.get("cuda") else ""), "",
              "Full optimisation steps (D and E/G) on synthetic photos, after warm-up; "
              "`gcz train-bench` (gcodec/train/speed.py).", "",
-             "| setup | arch | batch x crop | bf16 | threads | ms/step | it/h | Mpx/s | D params |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| setup | arch | batch x crop | bf16 | channels-last | threads | ms/step | it/h | Mpx/s | D params |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['label']} | {r['arch']} C={r['channels']} | {r['batch_size']} x {r['crop']}² | "
-                     f"{'yes' if r['bf16'] else 'no'} | {r['threads']} | {r['ms_per_step']} | "
+                     f"{'yes' if r['bf16'] else 'no'} | {'yes' if r.get('channels_last') else 'no'} | {r['threads']} | {r['ms_per_step']} | "
                      f"{r['iterations_per_hour']:,} | {r['megapixels_per_s']} | {r['disc_parameters']:,} |")
     return "\n".join(lines) + "\n"
