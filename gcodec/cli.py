@@ -24,6 +24,7 @@ from .errors import GczError, GczInputError
 from .refine import DEFAULT_STEPS as DEFAULT_REFINE_STEPS
 from .refine import ENV_VAR as REFINE_ENV_VAR
 from .refine import MAX_STEPS as MAX_REFINE_STEPS
+from .refine import reporting as refine_reporting
 from .refine import steps_in_force as refine_steps_in_force
 
 if TYPE_CHECKING:
@@ -172,6 +173,25 @@ def _progress(title: str, total: int) -> Iterator[Callable[[], None]]:
         yield lambda: progress.advance(task)
 
 
+@contextmanager
+def _refine_bar(enabled: bool) -> Iterator[None]:
+    """A bar of the encoder refinement's steps on a terminal (the long part of an encode), if ``enabled``."""
+    if not enabled or not sys.stderr.isatty():
+        yield
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]refine"), BarColumn(), TextColumn("{task.fields[steps]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=stderr_console(), transient=True) as progress:
+        task = progress.add_task("refine", total=None, steps="loading the networks")
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, steps=f"{done}/{total} steps")
+
+        with refine_reporting(update):
+            yield
+
+
 # ------------------------------------------------------------------ commands
 class LazyGroup(click.Group):
     """A group whose heavier commands live in their own modules, imported only when invoked.
@@ -294,7 +314,8 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
             sys.stderr.write(f"gcz: warning: {job.source}: {note}\n")
         t0 = time.perf_counter()
         if selection is None:
-            data = compress_loaded(image, entry, device, backend, realism, colour, refine_steps)
+            with _refine_bar(bool(refine_steps) and len(jobs) == 1):
+                data = compress_loaded(image, entry, device, backend, realism, colour, refine_steps)
         else:
             from .selective import compress_image
             data = compress_image(image, entry, selection, labels_path, int(label_cell), device)

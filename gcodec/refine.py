@@ -66,7 +66,9 @@ import copy
 import math
 import operator
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -113,6 +115,21 @@ def step_size(objective: Objective, step: int, steps: int) -> float:
     progress = step / (steps - 1) if steps > 1 else 0.0
     floor = objective.final_fraction
     return objective.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+#: The callback of the innermost :func:`reporting` block, if any.
+_REPORT: ContextVar[Callable[[int, int], None] | None] = ContextVar("gcz_refine_report", default=None)
+
+
+@contextmanager
+def reporting(callback: Callable[[int, int], None]) -> Iterator[None]:
+    """Within this block every refinement step calls ``callback(done, total)``: steps taken and to take
+    over all windows of the image (``gcz compress`` draws its progress bar from it)."""
+    token = _REPORT.set(callback)
+    try:
+        yield
+    finally:
+        _REPORT.reset(token)
 
 
 def steps_in_force(override: int | None = None) -> int:
@@ -178,10 +195,13 @@ def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, widt
     single = padded.shape[0] * padded.shape[1] <= WINDOW_PIXELS or not tileable
     rows = [(0, h)] if single else tiling.spans(h, WINDOW_CORE, 0)
     cols = [(0, w)] if single else tiling.spans(w, WINDOW_CORE, 0)
-    for y0, y1 in rows:
-        for x0, x1 in cols:
+    report, total = _REPORT.get(), steps * len(rows) * len(cols)
+    for i, (y0, y1) in enumerate(rows):
+        for j, (x0, x1) in enumerate(cols):
+            done = (i * len(cols) + j) * steps
+            step_done = None if report is None else (lambda k, done=done: report(done + k, total))
             _refine_window(quantizer, generate, features, latent, extra, padded, (y0, y1, x0, x1),
-                           (height, width), steps, objective, 0 if single else WINDOW_MARGIN)
+                           (height, width), steps, objective, 0 if single else WINDOW_MARGIN, step_done)
     return quantizer.symbols(latent)[0].cpu().numpy()
 
 
@@ -215,8 +235,9 @@ def _encoder_latent(model: torch.nn.Module, padded: np.ndarray, device: torch.de
 def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor], torch.Tensor],
                    features: torch.nn.Module | None, latent: torch.Tensor, extra: torch.Tensor | None,
                    padded: np.ndarray, core: tuple[int, int, int, int], size: tuple[int, int], steps: int,
-                   objective: Objective, margin: int) -> None:
-    """Optimise one window of ``latent`` in place against the 8-bit ``padded`` image; only its core is kept."""
+                   objective: Objective, margin: int, step_done: Callable[[int], None] | None = None) -> None:
+    """Optimise one window of ``latent`` in place against the 8-bit ``padded`` image; only its core is kept.
+    ``step_done(k)`` is called after the window's k-th step."""
     import torch
     import torch.nn.functional as F
 
@@ -268,6 +289,8 @@ def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor]
         for group in optimizer.param_groups:
             group["lr"] = step_size(objective, step, steps)
         optimizer.step()
+        if step_done is not None:
+            step_done(step + 1)
     with torch.no_grad():  # the last step's result, scored like the others
         if float(loss_of(window)) < best_loss:
             best = window.detach()

@@ -163,6 +163,20 @@ def test_large_images_are_refined_window_by_window(monkeypatch):
     assert _decoded_mse(model, after, padded, 100, 140) < 0.97 * _decoded_mse(model, before, padded, 100, 140)
 
 
+def test_reporting_counts_every_step_of_every_window(monkeypatch):
+    model = _tiny()
+    padded = pad_image(photo_like(100, 140, seed=4), 16, 32)  # latent 7 x 9: six windows of cores 4
+    monkeypatch.setattr(refine, "WINDOW_PIXELS", 64 * 64)
+    monkeypatch.setattr(refine, "WINDOW_CORE", 4)
+    monkeypatch.setattr(refine, "WINDOW_MARGIN", 1)
+    calls: list[tuple[int, int]] = []
+    with refine.reporting(lambda done, total: calls.append((done, total))):
+        refine.refine_symbols(model, padded, 100, 140, 3, objective=MSE_ONLY)
+    assert calls == [(k, 18) for k in range(1, 19)]
+    refine.refine_symbols(model, padded, 100, 140, 2, objective=MSE_ONLY)  # outside the block: no calls
+    assert len(calls) == 18
+
+
 def test_steps_in_force(monkeypatch):
     monkeypatch.delenv(refine.ENV_VAR, raising=False)
     assert refine.steps_in_force() == refine.DEFAULT_STEPS == 30
