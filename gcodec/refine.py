@@ -282,8 +282,9 @@ def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor]
     optimizer = torch.optim.Adam([window], lr=objective.learning_rate)
     for step in range(steps):
         loss = loss_of(window)
-        if float(loss.detach()) < best_loss:
-            best, best_loss = window.detach().clone(), float(loss.detach())
+        value = float(loss.detach())
+        if value < best_loss:
+            best, best_loss = window.detach().clone(), value
         (grad,) = torch.autograd.grad(loss, [window])
         window.grad = grad
         for group in optimizer.param_groups:
