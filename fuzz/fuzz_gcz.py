@@ -74,10 +74,12 @@ FUZZING = atheris is not None and __name__ == "__main__" and "--replay" not in s
 if FUZZING:
     with atheris.instrument_imports(include=["gcodec"]):
         from gcodec import container, entropy, selective
+        from gcodec import payload as payload_mod
         from gcodec.errors import GczError
         from gcodec.selective import sc_codec
 else:
     from gcodec import container, entropy, selective
+    from gcodec import payload as payload_mod
     from gcodec.errors import GczError
     from gcodec.selective import sc_codec
 
@@ -163,7 +165,7 @@ def _section_key(sec: container.Section) -> tuple[int, bool, bytes]:
 def _file_key(gcz: container.GczFile) -> tuple:
     return (gcz.width, gcz.height, gcz.model_name, gcz.model_hash, gcz.channels, gcz.levels,
             gcz.downsampling, gcz.tables.precision, gcz.tables.freqs.tolist(), gcz.payload,
-            gcz.selective, _colour_key(gcz), [_section_key(s) for s in gcz.extra_sections])
+            gcz.selective, _colour_key(gcz), gcz.context_prior, [_section_key(s) for s in gcz.extra_sections])
 
 
 def _colour_key(gcz: container.GczFile) -> tuple | None:
@@ -213,7 +215,7 @@ def check_container(data: bytes) -> None:
     if gcz.selective is not None:
         _check_selective(data, gcz)
         return
-    symbols = _decode_valid(gcz.payload, gcz.tables, shape)
+    symbols = _decode_valid(gcz.payload, gcz.tables, shape, gcz.context_prior)
     coverage_hints(gcz.payload, symbols)
     if reference_decoder is not None and math.prod(shape) <= MAX_REFERENCE_SYMBOLS:
         _check_reference_file(data, gcz, symbols)
@@ -302,10 +304,13 @@ def _check_symbols(symbols: np.ndarray, shape: tuple[int, ...], levels: int) -> 
     assert not symbols.size or (symbols.min() >= 0 and symbols.max() < levels), "symbol out of range"
 
 
-def _decode_valid(payload: bytes, tables: entropy.FrequencyTables, shape: tuple[int, ...]) -> np.ndarray:
-    """Decode with valid tables and shape: any failure, GczError included, is a bug (spec 5)."""
+def _decode_valid(payload: bytes, tables: entropy.FrequencyTables, shape: tuple[int, ...],
+                  context_prior: int | None = None) -> np.ndarray:
+    """Decode with valid tables and shape (static, or context coded with ``context_prior``): any failure,
+    GczError included, is a bug (spec 5, 5.2)."""
     try:
-        symbols = entropy.decode(payload, tables, shape)
+        symbols = payload_mod.decode_latent(payload, tables, shape, context_prior) if context_prior is not None \
+            else entropy.decode(payload, tables, shape)
     except GczError as exc:
         raise AssertionError(f"decode failed on valid tables and shape {shape}: {exc!r}") from exc
     _check_symbols(symbols, shape, tables.levels)

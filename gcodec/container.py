@@ -33,10 +33,11 @@ SEC_REALISM = 0x06   # optional: the encoder's default realism (format_spec.md 3
 SEC_HEATMAP = 0x07   # critical, selective compression: which latent positions are coded (3.7)
 SEC_LABELS = 0x08    # critical, selective compression: the label map as vector graphics (3.8)
 SEC_COLOUR = 0x09    # optional: a low-frequency colour correction of the decoded image (3.9)
+SEC_CONTEXT = 0x0A   # critical: PAYLOAD is coded with context-adaptive models (3.10, 5.2)
 #: Names of the section types this version knows, for ``gcz info``.
 SECTION_NAMES = {SEC_IMAGE: "IMAGE", SEC_MODEL: "MODEL", SEC_LATENT: "LATENT", SEC_TABLES: "TABLES",
                  SEC_PAYLOAD: "PAYLOAD", SEC_REALISM: "REALISM", SEC_HEATMAP: "HEATMAP", SEC_LABELS: "LABELS",
-                 SEC_COLOUR: "COLOUR"}
+                 SEC_COLOUR: "COLOUR", SEC_CONTEXT: "CONTEXT"}
 REQUIRED_SECTIONS = (SEC_IMAGE, SEC_MODEL, SEC_LATENT, SEC_TABLES, SEC_PAYLOAD)
 
 FLAG_CRITICAL = 0x01
@@ -48,6 +49,8 @@ MAX_MODEL_NAME = 64
 LABEL_CELLS = (1, 2, 4, 8, 16)
 #: REALISM stores alpha in steps of 1/REALISM_STEPS (one byte, 0..REALISM_STEPS).
 REALISM_STEPS = 100
+#: Largest prior weight of a CONTEXT section (one byte; gcodec.context.MAX_PRIOR).
+MAX_CONTEXT_PRIOR = 255
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class GczFile:
         realism: the encoder's default realism in 1/100 steps (0..100), or None (decode at 1).
         selective: HEATMAP and LABELS of a selectively compressed file, or None (GC).
         colour: the COLOUR section's offset grid (:mod:`gcodec.colour`), or None.
+        context_prior: the CONTEXT section's prior weight (0..255): PAYLOAD is coded with the
+            context-adaptive models of :mod:`gcodec.context`; None: with the static TABLES.
         extra_sections: unknown optional sections, kept verbatim.
     """
 
@@ -131,6 +136,7 @@ class GczFile:
     realism: int | None = None
     selective: SelectiveData | None = None
     colour: colour_mod.ColourGrid | None = None
+    context_prior: int | None = None
     extra_sections: list[Section] = field(default_factory=list)
 
     @property
@@ -262,6 +268,10 @@ def write(gcz: GczFile) -> bytes:
     out += _section(SEC_LATENT, bytes([gcz.channels, gcz.levels, gcz.downsampling]))
     out += _section(SEC_TABLES, pack_tables(gcz.tables))
     out += _section(SEC_PAYLOAD, gcz.payload)
+    if gcz.context_prior is not None:
+        if not 0 <= gcz.context_prior <= MAX_CONTEXT_PRIOR:
+            raise GczFormatError(f"context prior {gcz.context_prior} outside 0..{MAX_CONTEXT_PRIOR}")
+        out += _section(SEC_CONTEXT, bytes([gcz.context_prior]))
     if gcz.realism is not None:
         if not 0 <= gcz.realism <= REALISM_STEPS:
             raise GczFormatError(f"realism {gcz.realism} outside 0..{REALISM_STEPS}")
@@ -396,5 +406,10 @@ def read(data: bytes) -> GczFile:
     colour = None
     if SEC_COLOUR in by_type:
         colour = colour_mod.decode(by_type[SEC_COLOUR].body, height, width)
+    context_prior = None
+    if SEC_CONTEXT in by_type:
+        r = _Reader(by_type[SEC_CONTEXT].body, "CONTEXT section")
+        context_prior = r.u8()
+        r.done()
     return GczFile(width, height, model_name, model_hash, channels, levels, downsampling,
-                   tables, by_type[SEC_PAYLOAD].body, realism, selective, colour, extra)
+                   tables, by_type[SEC_PAYLOAD].body, realism, selective, colour, context_prior, extra)

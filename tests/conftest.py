@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +141,18 @@ def photo_file(tmp_path) -> Path:
     path = tmp_path / "photo.png"
     Image.fromarray(photo_like(80, 96)).save(path)
     return path
+
+
+@contextmanager
+def older_reader(*section_types: int) -> Iterator[None]:
+    """Within this block ``gcodec.container`` reads like a gcz that predates ``section_types``."""
+    from gcodec import container
+
+    saved = dict(container.SECTION_NAMES)
+    try:
+        for kind in section_types:
+            del container.SECTION_NAMES[kind]
+        yield
+    finally:
+        container.SECTION_NAMES.clear()
+        container.SECTION_NAMES.update(saved)

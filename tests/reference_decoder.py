@@ -93,6 +93,12 @@ def parse(data: bytes) -> dict:
         regions, p = _uleb(labels, 3)
         out["selective"] = {"heatmap": sections[7], "cell": cell, "classes": classes, "background": background,
                             "regions": regions, "stream": labels[p:], "grid_h": ph // cell, "grid_w": pw // cell}
+    # 3.10 CONTEXT (critical): one byte, PRIOR; PAYLOAD is then coded as in 5.2
+    out["context_prior"] = None
+    if 10 in sections:
+        if len(sections[10]) != 1:
+            raise SpecError("bad CONTEXT section")
+        out["context_prior"] = sections[10][0]
     # 3.9 COLOUR (optional): cell log2, step, then the range-coded grid
     out["colour"] = None
     if 9 in sections:
@@ -299,6 +305,35 @@ def range_decode(payload: bytes, freqs: list[list[int]], per_channel: int) -> li
     return result
 
 
+def context_decode(header: dict, heat: list[int] | None) -> list[list[int]]:
+    """5.2: the context-adaptive PAYLOAD; the full grid per channel (centre where heat is 0)."""
+    levels, h, w = header["levels"], header["latent_h"], header["latent_w"]
+    centre, prior, precision = levels // 2, header["context_prior"], header["precision"]
+    decoder = RangeDecoder(header["payload"])
+    result = []
+    for table in header["freqs"]:
+        grid = [centre] * (h * w)
+        models: dict[int, list[int]] = {}
+        for i in range(h * w):
+            if heat is not None and not heat[i]:
+                continue
+            y, x = divmod(i, w)
+            west = grid[i - 1] if x > 0 else centre
+            north = grid[i - w] if y > 0 else centre
+            freqs = models.setdefault(west * levels + north,
+                                      [1 + (prior * f) // (1 << precision) for f in table])
+            cum = [0]
+            for f in freqs:
+                cum.append(cum[-1] + f)
+            s = decoder.decode(cum)
+            grid[i] = s
+            freqs[s] += 24
+            if sum(freqs) > 1024:
+                freqs[:] = [(f + 1) // 2 for f in freqs]
+        result.append(grid)
+    return result
+
+
 def decode_symbols(data: bytes) -> tuple[dict, list[list[int]]]:
     """Parse a file and return (header, symbols per channel in row-major order).
 
@@ -306,6 +341,9 @@ def decode_symbols(data: bytes) -> tuple[dict, list[list[int]]]:
     the heatmap is 1, the centre symbol floor(L / 2) elsewhere (3.7, 5).
     """
     header = parse(data)
+    if header["context_prior"] is not None:
+        heat = [bit for row in decode_heatmap(header) for bit in row] if header["selective"] else None
+        return header, context_decode(header, heat)
     if header["selective"] is None:
         return header, range_decode(header["payload"], header["freqs"], header["latent_h"] * header["latent_w"])
     heat = [bit for row in decode_heatmap(header) for bit in row]

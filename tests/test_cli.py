@@ -199,6 +199,25 @@ def test_colour_flags(tiny_weights, photo_file, tmp_path):
     assert np.array_equal(pixels["raw"], pixels["plain"]) and not np.array_equal(pixels["fixed"], pixels["raw"])
 
 
+def test_context_flags(tiny_weights, tmp_path):
+    """The default file is context coded where that is smaller; --no-context writes the static code, whose
+    symbols and decode are the same."""
+    photo_file = tmp_path / "larger.png"  # 480 symbols per channel: enough for the contexts to pay
+    Image.fromarray(photo_like(320, 384, seed=2)).save(photo_file)
+    coded, plain = tmp_path / "coded.gcz", tmp_path / "plain.gcz"
+    assert gcz("compress", str(photo_file), "--no-colour", "-o", str(coded)).returncode == 0
+    assert gcz("compress", str(photo_file), "--no-colour", "--no-context", "-o", str(plain)).returncode == 0
+    infos = {k: json.loads(gcz("info", str(f), "--json").stdout) for k, f in (("coded", coded), ("plain", plain))}
+    assert "CONTEXT" in [s["name"] for s in infos["coded"]["sections"]]
+    assert infos["coded"]["payload_code"].startswith("context (prior ")
+    assert "CONTEXT" not in [s["name"] for s in infos["plain"]["sections"]]
+    assert infos["plain"]["payload_code"] == "static" and infos["coded"]["bytes"] < infos["plain"]["bytes"]
+    outs = {k: tmp_path / f"{k}.png" for k in ("coded", "plain")}
+    for k, f in (("coded", coded), ("plain", plain)):
+        assert gcz("decompress", str(f), "-o", str(outs[k])).returncode == 0
+    assert np.array_equal(np.asarray(Image.open(outs["coded"])), np.asarray(Image.open(outs["plain"])))
+
+
 def test_realism_flags(tiny_weights, photo_file, tmp_path):
     out = tmp_path / "r.gcz"
     r = gcz("compress", str(photo_file), "-c", "4", "--realism", "0.25", "-o", str(out))

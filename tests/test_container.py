@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gcodec import colour, container, entropy
+from gcodec import colour, container, context, entropy
 from gcodec.errors import GczFormatError
 
 import reference_decoder
@@ -247,3 +247,20 @@ def test_golden_colour_file():
     assert container.write(gcz) == data
     header = reference_decoder.parse(data)
     assert reference_decoder.decode_colour(header) == expected["grid"]
+
+
+def test_golden_context_file():
+    """The first file with a CONTEXT section (gcz 0.8.0): pinned symbols, read alike by the reference
+    decoder; the writer still produces it byte for byte."""
+    from test_context import context_file, correlated_symbols
+
+    name = "v1_c4_320x240_context"
+    data = (GOLDEN / f"{name}.gcz").read_bytes()
+    expected = json.loads((GOLDEN / f"{name}.json").read_text())
+    gcz = container.read(data)
+    assert gcz.context_prior == expected["context_prior"] and gcz.tables.precision == 4
+    symbols = context.decode(gcz.payload, gcz.tables, gcz.latent_shape, gcz.context_prior)
+    assert hashlib.md5(symbols.astype(np.uint8).tobytes()).hexdigest() == expected["symbols_md5"]
+    header, decoded = reference_decoder.decode_symbols(data)
+    assert np.array_equal(np.array(decoded).reshape(symbols.shape), symbols)
+    assert context_file(correlated_symbols(7, gcz.latent_shape), 320, 240, expected["context_prior"]) == data

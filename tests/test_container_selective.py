@@ -11,19 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gcodec import container, entropy
+from gcodec import container, context, entropy
 from gcodec.errors import GczFormatError
 from gcodec.selective import coding, read_parts, sc_codec, vector
 
 import reference_decoder
+from conftest import older_reader
 
 GOLDEN = Path(__file__).parent / "golden"
 SC_GOLDEN = "v1_sc_c8_96x80.gcz"
 
 
 def make_sc_file(seed: int = 0, width: int = 96, height: int = 80, cell: int = 8,
-                 channels: int = 8) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
-    """A selective file from synthetic data (no network): (bytes, full symbols, heatmap, label grid)."""
+                 channels: int = 8, context_prior: int | None = None) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """A selective file from synthetic data (no network): (bytes, full symbols, heatmap, label grid);
+    with ``context_prior`` its PAYLOAD is context coded (format_spec.md 5.2, tables of precision 4)."""
     rng = np.random.default_rng(seed)
     ph, pw = container.padded_sides(height, width)
     h, w = ph // 8, pw // 8
@@ -34,10 +36,15 @@ def make_sc_file(seed: int = 0, width: int = 96, height: int = 80, cell: int = 8
     symbols = rng.integers(0, 5, size=(channels, h, w))
     symbols[:, ~heat] = 2
     coded = symbols[:, heat]
-    tables = entropy.best_tables(coded, 5)
+    if context_prior is None:
+        tables = entropy.best_tables(coded, 5)
+        payload = entropy.encode(coded, tables)
+    else:
+        tables = entropy.tables_for(coded, 5, 4)
+        payload = context.encode(symbols, tables, context_prior, heat)
     labels = vector.trace(grid, 5, cell)
     gcz = container.GczFile(width, height, "gcz-sc-c8", bytes.fromhex("5c5c5c5c"), channels, 5, 8, tables,
-                            entropy.encode(coded, tables),
+                            payload, context_prior=context_prior,
                             selective=container.SelectiveData(coding.encode_heatmap(heat), cell, 5,
                                                               labels.background, len(labels.regions),
                                                               coding.encode_regions(labels)))
@@ -49,8 +56,9 @@ def _md5(a: np.ndarray) -> str:
 
 
 @pytest.mark.parametrize("seed,width,height,cell", [(0, 96, 80, 8), (1, 33, 17, 1), (2, 200, 40, 16), (3, 64, 64, 4)])
-def test_round_trip_and_reference_decoder(seed, width, height, cell):
-    data, symbols, heat, grid = make_sc_file(seed, width, height, cell)
+@pytest.mark.parametrize("prior", [None, 100])
+def test_round_trip_and_reference_decoder(seed, width, height, cell, prior):
+    data, symbols, heat, grid = make_sc_file(seed, width, height, cell, context_prior=prior)
     gcz = container.read(data)
     assert gcz.selective is not None and gcz.downsampling == 8
     assert gcz.latent_shape == (8,) + heat.shape
@@ -63,6 +71,7 @@ def test_round_trip_and_reference_decoder(seed, width, height, cell):
     assert np.array_equal(np.array(reference_decoder.decode_label_grid(header)), grid)
     sections = container.read_sections(data)
     assert [(s.name, s.critical) for s in sections[-2:]] == [("HEATMAP", True), ("LABELS", True)]
+    assert (prior is None) == all(s.type != container.SEC_CONTEXT for s in sections)
 
 
 def test_nothing_preserved_codes_no_symbol():
@@ -131,15 +140,8 @@ def test_damaged_label_stream_is_a_clear_error_or_a_valid_map():
 def test_old_readers_refuse_selective_files():
     """gcz 0.2 did not know 0x07: the section being critical, it refuses instead of decoding wrongly."""
     data = make_sc_file()[0]
-    saved = dict(container.SECTION_NAMES)
-    try:
-        del container.SECTION_NAMES[container.SEC_HEATMAP]
-        del container.SECTION_NAMES[container.SEC_LABELS]
-        with pytest.raises(GczFormatError, match="0x07.*upgrade"):
-            container.read(data)
-    finally:
-        container.SECTION_NAMES.clear()
-        container.SECTION_NAMES.update(saved)
+    with pytest.raises(GczFormatError, match="0x07.*upgrade"), older_reader(container.SEC_HEATMAP, container.SEC_LABELS):
+        container.read(data)
 
 
 def test_golden_selective_file():
@@ -152,3 +154,19 @@ def test_golden_selective_file():
     assert _md5(parts.heatmap) == expected["heatmap_md5"]
     assert _md5(parts.grid) == expected["labels_md5"]
     assert make_sc_file()[0] == data
+
+
+def test_golden_selective_context_file():
+    """The first selective file with a CONTEXT section (gcz 0.8.0): pinned symbols; the writer is unchanged."""
+    name = "v1_sc_c8_96x80_context"
+    data = (GOLDEN / f"{name}.gcz").read_bytes()
+    expected = json.loads((GOLDEN / f"{name}.json").read_text())
+    gcz = container.read(data)
+    assert gcz.context_prior == expected["context_prior"]
+    parts = read_parts(gcz)
+    symbols = sc_codec.decode_symbols(gcz, parts.heatmap)
+    assert _md5(symbols) == expected["symbols_md5"]
+    assert _md5(parts.heatmap) == expected["heatmap_md5"]
+    header, ref_symbols = reference_decoder.decode_symbols(data)
+    assert np.array_equal(np.array(ref_symbols).reshape(symbols.shape), symbols)
+    assert make_sc_file(context_prior=expected["context_prior"])[0] == data

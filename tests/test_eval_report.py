@@ -185,9 +185,10 @@ def test_bench_entropy_and_markdown():
     assert e["symbols"] == 1024 and e["encode_symbols_per_s"] > 0
     assert abs(e["payload_bytes"] - e["cross_entropy_bytes"]) < 8  # range coder within a few bytes of ideal
     assert e["cross_entropy_bytes"] >= e["empirical_entropy_bytes"] - 1e-6
+    assert e["context_payload_bytes"] > 0 and e["context_decode_symbols_per_s"] > 0
     res = bench.BenchResults(machine={"processor": "x", "cpu_count": 1, "torch": "t", "torch_threads": 1},
                              model={"id": "gcz-c4@00"}, entropy=[e], notes=["n"])
-    assert "Entropy coding" in bench.markdown(res)
+    assert "Entropy coding" in bench.markdown(res) and f"| {e['context_payload_bytes']} |" in bench.markdown(res)
     assert bench.parse_sizes("768x512, 16x32") == ((768, 512), (16, 32))
     with pytest.raises(GczInputError):
         bench.parse_sizes("768by512")

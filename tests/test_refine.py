@@ -147,6 +147,72 @@ def test_symbol_bits_follow_the_symbol_frequencies():
     assert torch.allclose(bits, -torch.log2(counts / counts.sum(1, keepdim=True)))
 
 
+def test_context_bits_follow_the_frequencies_in_each_context():
+    model = _tiny(channels=1)
+    centers = model.quantizer.centers
+    latent = torch.full((1, 1, 3, 4), float(centers[2]))
+    latent[0, 0, 1, 1] = centers[0]
+    bits = refine._context_bits(model.quantizer, latent)
+    assert bits.shape == (1, 25, 5)
+    # context (W=2, N=2) holds the 0 and nine 2s (the 0's right and lower neighbours have other contexts);
+    # the channel's counts plus one of every symbol start each context
+    channel = torch.tensor([2.0, 1, 12, 1, 1]) / 17
+    mixed = torch.tensor([1.0, 0, 9, 0, 0]) + refine.CONTEXT_PRIOR_SYMBOLS * channel
+    assert torch.allclose(bits[0, 2 * 5 + 2], -torch.log2(mixed / mixed.sum()))
+    unseen = refine.CONTEXT_PRIOR_SYMBOLS * channel  # a context no symbol has: the channel's frequencies
+    assert torch.allclose(bits[0, 4 * 5 + 4], -torch.log2(unseen / unseen.sum()))
+
+
+def test_local_bits_are_what_changing_one_symbol_costs():
+    """A symbol is its right and lower neighbours' context: changing it changes their bits too."""
+    import itertools
+
+    rng = torch.Generator().manual_seed(0)
+    symbols = torch.randint(0, 5, (2, 4, 6), generator=rng)
+    bits = torch.rand(2, 25, 5, generator=rng)
+
+    def total(grid: torch.Tensor) -> float:
+        contexts = refine._contexts(grid, 5)
+        return float(sum(bits[c, contexts[c, y, x], grid[c, y, x]]
+                         for c, y, x in itertools.product(range(2), range(4), range(6))))
+
+    own, local = refine._local_bits(bits, symbols, 5)
+    for c, y, x in itertools.product(range(2), range(4), range(6)):
+        totals = []
+        for s in range(5):
+            changed = symbols.clone()
+            changed[c, y, x] = s
+            totals.append(total(changed))
+        for s in range(5):
+            assert abs((totals[s] - totals[0]) - float(local[c, y, x, s] - local[c, y, x, 0])) < 1e-4
+        context = refine._contexts(symbols, 5)[c, y, x]
+        assert torch.allclose(own[c, y, x], bits[c, context])
+
+
+def test_the_context_rate_makes_the_context_code_smaller():
+    """The context estimate is a rate term: with it the context-coded file is smaller than without a rate."""
+    from gcodec import payload
+
+    model = _tiny(channels=8, seed=5)
+    padded = pad_image(photo_like(128, 128, seed=3), 16, 32)
+    free = refine.refine_symbols(model, padded, 128, 128, 20, objective=MSE_ONLY)
+    frugal = refine.refine_symbols(model, padded, 128, 128, 20, objective=dataclasses.replace(MSE_ONLY, rate=20.0))
+    assert refine.Objective().context_rate and not MSE_ONLY.rate
+
+    def context_bytes(symbols: np.ndarray) -> int:
+        code = payload.code_latent(symbols, model.config.levels)
+        assert code.context_prior is not None
+        return payload._bytes(code)
+
+    assert context_bytes(frugal) < 0.7 * context_bytes(free)
+
+
+def test_the_objective_follows_the_files_code():
+    """--no-context files are refined as gcz 0.7.1 refined them, so they come out byte for byte as it wrote."""
+    assert refine.objective_for(False) == refine.Objective(rate=4.0, context_rate=False)
+    assert refine.objective_for(True).context_rate and refine.objective_for(True).rate == 8.0
+
+
 def test_large_images_are_refined_window_by_window(monkeypatch):
     model = _tiny()
     pixels = photo_like(100, 140, seed=4)

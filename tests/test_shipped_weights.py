@@ -110,12 +110,13 @@ def test_default_v2_models_keep_their_predecessors_encoder(channels, default, en
 
 def test_shipped_c4_refines(monkeypatch):
     """A few refinement steps with the shipped default model and feature network: a recognisable photo,
-    about the same bytes."""
+    a file still smaller than gcz 0.7's unrefined one (the context code), at most 1.5x the unrefined."""
     monkeypatch.setenv("GCZ_WEIGHTS", "")
     image = Image.open(EXAMPLE).convert("RGB")
     plain = codec.compress(image, channels=4, colour=False)
+    static = codec.compress(image, channels=4, colour=False, context=False)
     refined = codec.compress(image, channels=4, colour=False, refine_steps=8)  # the first few steps may not beat the start
-    assert refined != plain and len(refined) < 1.2 * len(plain)
+    assert refined != plain and len(refined) < min(1.5 * len(plain), len(static))
     out = np.asarray(codec.decompress(refined), np.float64)
     psnr = 10 * math.log10(255 ** 2 / np.mean((out - np.asarray(image, np.float64)) ** 2))
     assert psnr > 18.0, f"refined reconstruction not recognisable: {psnr:.1f} dB"

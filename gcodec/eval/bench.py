@@ -195,8 +195,9 @@ def _spawn(spec: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ entropy coding
 def bench_entropy(symbols: np.ndarray, levels: int, name: str, repeats: int = 3) -> dict[str, Any]:
-    """Range-coder throughput on ``symbols`` (C, h, w) and payload size vs the tables' cross-entropy."""
-    from .. import entropy
+    """Range-coder throughput on ``symbols`` (C, h, w) and payload size vs the tables' cross-entropy, for
+    the static code and the context code (:mod:`gcodec.context`, tables of precision 4, gcz's prior)."""
+    from .. import context, entropy, payload as payload_mod
 
     tables = entropy.best_tables(symbols, levels)
     enc_t, dec_t = [], []
@@ -211,6 +212,17 @@ def bench_entropy(symbols: np.ndarray, levels: int, name: str, repeats: int = 3)
         dec_t.append(t2 - t1)
     if not np.array_equal(back, symbols):
         raise GczError("entropy round trip failed")
+    start = entropy.tables_for(symbols, levels, payload_mod.CONTEXT_PRECISION)
+    ctx_enc, ctx_dec, coded = [], [], b""
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        coded = context.encode(symbols, start, context.DEFAULT_PRIOR)
+        t1 = time.perf_counter()
+        back = context.decode(coded, start, symbols.shape, context.DEFAULT_PRIOR)
+        ctx_enc.append(t1 - t0)
+        ctx_dec.append(time.perf_counter() - t1)
+    if not np.array_equal(back, symbols):
+        raise GczError("context-coding round trip failed")
     ideal = tables.cross_entropy_bits(symbols) / 8
     n = int(symbols.size)
     counts = np.stack([np.bincount(symbols[c].ravel(), minlength=levels) for c in range(symbols.shape[0])])
@@ -221,7 +233,9 @@ def bench_entropy(symbols: np.ndarray, levels: int, name: str, repeats: int = 3)
             "table_precision": tables.precision,
             "table_bytes": entropy.table_bits(symbols.shape[0], levels, tables.precision) / 8,
             "payload_bytes": len(payload), "cross_entropy_bytes": ideal, "empirical_entropy_bytes": empirical,
-            "payload_overhead_pct": 100 * (len(payload) - ideal) / ideal if ideal else None}
+            "payload_overhead_pct": 100 * (len(payload) - ideal) / ideal if ideal else None,
+            "context_payload_bytes": len(coded), "context_encode_symbols_per_s": n / min(ctx_enc),
+            "context_decode_symbols_per_s": n / min(ctx_dec)}
 
 
 # ------------------------------------------------------------------ driver
@@ -412,13 +426,16 @@ def markdown(res: BenchResults) -> str:
     if res.processes:
         from .process_bench import markdown as process_markdown
         lines += [""] + process_markdown(res.processes)
-    lines += ["", "## Entropy coding (range coder, static per-channel tables)", "",
+    lines += ["", "## Entropy coding (range coder: static per-channel tables; context models, 0.8.0)", "",
               "| model | symbols | encode sym/s | decode sym/s | payload B | cross-entropy B | overhead % | "
-              "tables B |", "|---|---|---|---|---|---|---|---|"]
+              "tables B | context payload B | context encode sym/s | context decode sym/s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in res.entropy:
+        context_cells = (f"{e['context_payload_bytes']} | {e['context_encode_symbols_per_s']:.3g} | "
+                         f"{e['context_decode_symbols_per_s']:.3g}" if "context_payload_bytes" in e else "- | - | -")
         lines.append(f"| {e['model']} | {e['symbols']} | {e['encode_symbols_per_s']:.3g} | "
                      f"{e['decode_symbols_per_s']:.3g} | {e['payload_bytes']} | {e['cross_entropy_bytes']:.1f} | "
-                     f"{e['payload_overhead_pct']:.2f} | {e['table_bytes']:.1f} |")
+                     f"{e['payload_overhead_pct']:.2f} | {e['table_bytes']:.1f} | {context_cells} |")
     lines += ["", "## Peers on the same images (gcz torch-cpu time / peer time)", "",
               "| size | codec | setting | bpp | encode s | decode s | gcz enc / peer | gcz dec / peer |",
               "|---|---|---|---|---|---|---|---|"]

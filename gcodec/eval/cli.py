@@ -42,11 +42,14 @@ def _channels(text: str) -> tuple[int, ...]:
 @click.option("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine).")
 @click.option("--colour/--no-colour", "colour", default=True, show_default=True,
               help="Let gcz's encoder add its low-frequency colour correction.")
+@click.option("--context/--no-context", "context", default=True, show_default=True,
+              help="Let gcz's encoder use the context-adaptive code (--no-context: gcz 0.7's static code).")
 @click.option("--refine", "refine_steps", type=click.IntRange(0, MAX_STEPS), default=None, metavar="STEPS",
               help=f"gcz's encoder refinement steps, as gcz compress --refine [default: ${ENV_VAR} or {DEFAULT_STEPS}].")
 def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: str, matches: str, device: str,
                  patch: int, no_kid: bool, no_ssimulacra2: bool, tolerance: float, split: str | None,
-                 max_side: int | None, threads: int | None, colour: bool, refine_steps: int | None) -> None:
+                 max_side: int | None, threads: int | None, colour: bool, context: bool,
+                 refine_steps: int | None) -> None:
     """Compare gcz with engineered codecs at matched file sizes (folders or image files)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -63,7 +66,7 @@ def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: s
             inputs=runner.collect_images(inputs, split), out=Path(out_dir), channels=_channels(channels),
             codecs=_csv(codecs), matches=_csv(matches), device=resolve_device(device), ssimulacra2=ssim2,
             kid=not no_kid, patch=patch, tolerance=tolerance, max_side=max_side,
-            colour=colour, refine=refine_steps)
+            colour=colour, context=context, refine=refine_steps)
         if not no_ssimulacra2 and not ssim2:
             stderr_console().print("note: SSIMULACRA2 skipped (pip install ssimulacra2)", markup=False)
         progress = Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
@@ -78,7 +81,10 @@ def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: s
                             *(["--max-side", str(max_side)] if max_side else []), "--channels", channels,
                             "--codecs", codecs, "--match", matches, "--patch", str(patch),
                             *(["--no-kid"] if no_kid else []),
-                            *(["--no-ssimulacra2"] if no_ssimulacra2 else []), "--out", shlex.quote(out_dir)])
+                            *(["--no-ssimulacra2"] if no_ssimulacra2 else []), *([] if colour else ["--no-colour"]),
+                            *([] if context else ["--no-context"]),
+                            *(["--refine", str(refine_steps)] if refine_steps is not None else []),
+                            "--out", shlex.quote(out_dir)])
         rep = report.build_report(cfg.out, command=command)
         console = Console()
         (console if console.is_terminal else Console(width=200)).print(report.rich_table(rep.summary))

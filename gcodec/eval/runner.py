@@ -50,6 +50,7 @@ class EvalConfig:
         tolerance: relative size error within which a peer reaches its target.
         max_side: downscale (Lanczos) images whose longer side exceeds this before anything else.
         colour: let gcz's encoder add its COLOUR correction (:mod:`gcodec.colour`).
+        context: let gcz's encoder use the context-adaptive code (:mod:`gcodec.context`).
         refine: gcz's encoder refinement steps (:mod:`gcodec.refine`; 0: none; None: what
             :func:`gcodec.refine.steps_in_force` gives, recorded in ``run.json`` as a number).
     """
@@ -67,6 +68,7 @@ class EvalConfig:
     tolerance: float = peers.DEFAULT_TOLERANCE
     max_side: int | None = None
     colour: bool = True
+    context: bool = True
     refine: int | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -269,7 +271,8 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
     by_key = {r["key"]: r for r in read_rows(results)}  # every row, old and new, at the end
     # a model republished under the same name (new weights hash) gets its rows recomputed; peer rows
     # are kept only while their byte target still equals the (re)computed gcz bytes
-    setting = ("" if cfg.colour else " no-colour") + (f" refine {cfg.refine}" if cfg.refine else "")
+    setting = ((" context" if cfg.context else "") + ("" if cfg.colour else " no-colour")
+               + (f" refine {cfg.refine}" if cfg.refine else ""))
     model_ids = {entry.name: f"{entry.name}@{entry.hash_prefix.hex()}{setting}" for entry in entries.values()}
     done = {k: r for k, r in by_key.items() if not _is_stale(r, model_ids)}
     outcome = EvalOutcome(rows=[])
@@ -312,7 +315,7 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
                 zoo.load_model(entry, cfg.device)  # keep load time out of the timings
                 t0 = time.perf_counter()
                 data = gcodec_codec.compress_loaded(LoadedImage(pixels), entry, cfg.device, colour=cfg.colour,
-                                                    refine_steps=cfg.refine)
+                                                    refine_steps=cfg.refine, context=cfg.context)
                 t1 = time.perf_counter()
                 decoded = np.asarray(gcodec_codec.decompress(data, cfg.device))
                 t2 = time.perf_counter()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import container, entropy, limits, zoo
+from .. import container, limits, zoo
+from .. import payload as payload_mod
 from ..errors import GczFormatError, GczInputError
 from ..imageio import LoadedImage, pad_image
 from . import autolabel, coding, labelmaps, selection as sel_mod, vector
@@ -53,7 +54,7 @@ def label_grid_for(padded: np.ndarray, entry: zoo.ModelEntry, labels: np.ndarray
 
 def compress_selective(image: LoadedImage, entry: zoo.ModelEntry, selection: sel_mod.Selection,
                        labels: np.ndarray | None = None, cell: int = autolabel.DEFAULT_CELL,
-                       person: np.ndarray | None = None, device: str = "cpu") -> bytes:
+                       person: np.ndarray | None = None, device: str = "cpu", context: bool = True) -> bytes:
     """Compress with an SC model, coding the latent only where ``selection`` asks to preserve.
 
     Args:
@@ -64,6 +65,8 @@ def compress_selective(image: LoadedImage, entry: zoo.ModelEntry, selection: sel
         cell: label-map cell side in pixels (1, 2, 4, 8 or 16).
         person: (H, W) bool person mask when the selection names ``person``.
         device: torch device.
+        context: code the symbols with context-adaptive models where that is smaller
+            (:mod:`gcodec.payload`); False: the static code gcz before 0.8 reads.
     """
     import torch
 
@@ -90,12 +93,11 @@ def compress_selective(image: LoadedImage, entry: zoo.ModelEntry, selection: sel
     model = zoo.load_model(entry, device)
     with torch.no_grad():
         symbols = model.encode_symbols(_torch_image(padded).to(device))[0].cpu().numpy()
-    coded = symbols[:, heat]
-    tables = entropy.best_tables(coded, entry.arch.levels)
+    code = payload_mod.code_latent(symbols, entry.arch.levels, heat, context)
     gcz = container.GczFile(
         width=image.width, height=image.height, model_name=entry.name, model_hash=entry.hash_prefix,
         channels=entry.arch.latent_channels, levels=entry.arch.levels, downsampling=d,
-        tables=tables, payload=entropy.encode(coded, tables),
+        tables=code.tables, payload=code.payload, context_prior=code.context_prior,
         selective=container.SelectiveData(coding.encode_heatmap(heat), cell, classes, vec.background,
                                           len(vec.regions), coding.encode_regions(vec)))
     return container.write(gcz)
@@ -121,12 +123,8 @@ def read_parts(gcz: container.GczFile, max_pixels: int | None = None) -> Selecti
 
 def decode_symbols(gcz: container.GczFile, heat: np.ndarray) -> np.ndarray:
     """Full latent symbols (C, h, w): the coded ones where ``heat`` is 1, the centre level elsewhere."""
-    c, h, w = gcz.latent_shape
-    n = int(heat.sum())
-    symbols = np.full((c, h, w), gcz.levels // 2, np.int64)
-    if n:
-        symbols[:, heat] = entropy.decode(gcz.payload, gcz.tables, (c, n))
-    return symbols
+    return payload_mod.decode_latent(gcz.payload, gcz.tables, gcz.latent_shape, gcz.context_prior,
+                                     heat.astype(bool))
 
 
 def decompress_selective(gcz: container.GczFile, entry: zoo.ModelEntry, device: str = "cpu",
