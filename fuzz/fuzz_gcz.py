@@ -309,8 +309,7 @@ def _decode_valid(payload: bytes, tables: entropy.FrequencyTables, shape: tuple[
     """Decode with valid tables and shape (static, or context coded with ``context_prior``): any failure,
     GczError included, is a bug (spec 5, 5.2)."""
     try:
-        symbols = payload_mod.decode_latent(payload, tables, shape, context_prior) if context_prior is not None \
-            else entropy.decode(payload, tables, shape)
+        symbols = payload_mod.decode_latent(payload, tables, shape, context_prior)
     except GczError as exc:
         raise AssertionError(f"decode failed on valid tables and shape {shape}: {exc!r}") from exc
     _check_symbols(symbols, shape, tables.levels)

@@ -266,8 +266,8 @@ def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--colour/--no-colour", "colour", default=True, show_default=True,
               help="Store a low-frequency colour correction where it pays for its bytes (one extra decode).")
 @click.option("--context/--no-context", "context", default=True, show_default=True,
-              help="Code the latent with context-adaptive models where that is smaller (15-24 %% fewer payload "
-                   "bytes); --no-context writes files that gcz before 0.8 can read.")
+              help="Code the latent with context-adaptive models where that is smaller (about a fifth fewer "
+                   "bytes, the same image); --no-context writes files that gcz before 0.8 can read.")
 @click.option("--refine", "refine_steps", type=click.IntRange(0, MAX_REFINE_STEPS), default=None, metavar="STEPS",
               help="Refine the latent by STEPS gradient steps through the decoder (PyTorch): closer to the photo, "
                    "about 0.8 s per step at 768x512 on two cores; 0 turns it off (fast encodes) "

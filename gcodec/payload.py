@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import context, entropy
+from . import container, context, entropy
 from .entropy import FrequencyTables
 
 #: Bytes a CONTEXT section takes in the file (TYPE, FLAGS, LENGTH, one byte of body).
@@ -55,8 +55,8 @@ def code_latent(symbols: np.ndarray, levels: int, coded: np.ndarray | None = Non
 def _bytes(code: CodedLatent) -> int:
     """Bytes of TABLES' body, PAYLOAD's body and a CONTEXT section (section headers of the first
     two are the same for both codes, but for a LENGTH field's size)."""
-    tables = 1 + -(-code.tables.channels * (code.tables.levels - 1) * code.tables.precision // 8)
-    return tables + len(code.payload) + (0 if code.context_prior is None else CONTEXT_SECTION_BYTES)
+    return (len(container.pack_tables(code.tables)) + len(code.payload)
+            + (0 if code.context_prior is None else CONTEXT_SECTION_BYTES))
 
 
 def decode_latent(payload: bytes, tables: FrequencyTables, shape: tuple[int, int, int],
@@ -69,9 +69,8 @@ def decode_latent(payload: bytes, tables: FrequencyTables, shape: tuple[int, int
         return context.decode(payload, tables, shape, context_prior, coded)
     if coded is None:
         return entropy.decode(payload, tables, shape)
-    channels, height, width = shape
     symbols = np.full(shape, tables.levels // 2, np.int64)
     count = int(coded.sum())
     if count:
-        symbols[:, coded] = entropy.decode(payload, tables, (channels, count))
+        symbols[:, coded] = entropy.decode(payload, tables, (shape[0], count))
     return symbols
