@@ -73,7 +73,7 @@ train-c4-v2:
 # The GPU recipe (README, "Training on GPU bursts"): the shipped cpu architecture, batch 32 of 256 px
 # crops, bf16, the full GC objective, warm-started from the shipped model. Each call trains for
 # GPU_MINUTES and leaves runs/gpu-c$(C)/compact/ (fp16 weights, 8-bit Adam moments, parts <= 15 MiB,
-# 47 MiB for C=4): copy that folder into runs/gpu-c$(C)/ on any machine and the next call resumes.
+# 49 MiB for C=4 with --ema): copy that folder into runs/gpu-c$(C)/ on any machine and the next call resumes.
 # The recipe is tools/gpu_burst.sh; on a lent machine run that script itself with .gpu-kit carried
 # (gpu-kit, device-slim and gpu-return below; README, "Training on GPU bursts").
 GPU_MINUTES ?= 8

@@ -88,6 +88,15 @@ class ModelEntry:
         return "sampler" in self.heads
 
     @property
+    def current_metrics(self) -> dict[str, Any]:
+        """The measurement of the model as gcz encodes with it now: the manifest's ``metrics`` names it in
+        ``current`` when the encoder changed after the model was published (e.g. ``"with_colour_refined_
+        context_0.8.0"``), else the publication's own ``metrics``."""
+        metrics = self.info.get("metrics") or {}
+        current = metrics.get(metrics.get("current")) if isinstance(metrics.get("current"), str) else None
+        return current if isinstance(current, dict) else metrics
+
+    @property
     def hash_prefix(self) -> bytes:
         """The 4 bytes that identify these weights inside ``.gcz`` files."""
         return bytes.fromhex(self.sha256[:8])

@@ -270,6 +270,9 @@ def test_models_json_states_capabilities(tiny_weights):
     rows = {r["name"]: r for r in json.loads(gcz("models", "--json").stdout)}
     assert rows[HEADED_MODEL]["realism"] and rows[HEADED_MODEL]["sampler"] and not rows[HEADED_MODEL]["stochastic"]
     assert rows[STOCHASTIC_MODEL]["stochastic"] and not rows[STOCHASTIC_MODEL]["realism"]
+    assert rows["gcz-c8"]["default"] and rows["gcz-sc-c8"]["default"] and not rows[STOCHASTIC_MODEL]["default"]
+    table = gcz("models").stdout.decode()  # at 80 columns (not a terminal) every id is whole
+    assert all(f"{name}@" in table for name in rows) and "gcz-c8@" in table.split("*")[0] + table
     assert not any(rows["gcz-c8"][k] for k in ("realism", "stochastic", "sampler", "selective"))
     assert rows["gcz-sc-c8"]["selective"] and rows["gcz-sc-c8"]["label_classes"] == 12
 

@@ -120,3 +120,11 @@ def test_shipped_c4_refines(monkeypatch):
     out = np.asarray(codec.decompress(refined), np.float64)
     psnr = 10 * math.log10(255 ** 2 / np.mean((out - np.asarray(image, np.float64)) ** 2))
     assert psnr > 18.0, f"refined reconstruction not recognisable: {psnr:.1f} dB"
+
+
+def test_defaults_point_at_a_current_measurement():
+    entries = {e.name: e for e in shipped_entries()}
+    for name in ("gcz-c4-v2", "gcz-c8-v2"):  # gcz models shows what gcz 0.8 writes, not the publication's bpp
+        metrics = entries[name].info["metrics"]
+        assert entries[name].current_metrics is metrics[metrics["current"]]
+        assert entries[name].current_metrics["bpp"] < 0.85 * metrics["bpp"]  # context coding: smaller files

@@ -416,3 +416,50 @@ def test_perceptual_features_from_a_carried_file(tmp_path, monkeypatch):
     (tmp_path / "bad.pt").write_bytes(b"not weights")
     with pytest.raises(GczInputError, match="not EfficientNet-Lite0 feature weights"):
         perceptual.EfficientNetFeatures(tmp_path / "bad.pt")
+
+
+def test_ema_averages_the_weights_resumes_and_is_published(tmp_path, folder, monkeypatch):
+    from gcodec.train.publish import publish_checkpoint
+    trainer = Trainer(config(tmp_path, folder, iterations=4, ema=0.9), status=lambda s: None)
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    assert all(torch.equal(v, trainer.ema_model.state_dict()[k]) for k, v in start.items())  # starts at the run's
+    expected = {k: v.clone() for k, v in start.items()}
+    for n in range(1, 4):  # the average by hand: decay (1 + n) / (10 + n) up to 0.9
+        trainer.step()
+        decay = min(0.9, (1 + n) / (10 + n))
+        for key, value in trainer.model.state_dict().items():
+            expected[key] = value.clone() if key.endswith(("running_mean", "running_var", "num_batches_tracked")) \
+                else decay * expected[key] + (1 - decay) * value
+    trainer.iteration = 3
+    trainer.run()
+    assert trainer.ema_updates == 4
+    current, average = trainer.model.state_dict(), trainer.ema_model.state_dict()
+    decay = min(0.9, 5 / 14)
+    moved = [k for k, v in current.items() if v.is_floating_point() and not torch.equal(v, start[k])
+             and not k.endswith(("running_mean", "running_var"))]
+    assert moved
+    for key, value in current.items():
+        if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(average[key], value)  # buffers are copied, not averaged
+        else:
+            assert torch.allclose(average[key], decay * expected[key] + (1 - decay) * value, atol=1e-6)
+    assert any(not torch.equal(average[k], current[k]) for k in moved)
+    assert not any(p.requires_grad for p in trainer.ema_model.parameters())
+    resumed = Trainer(config(tmp_path, folder, iterations=5, ema=0.9), status=lambda s: None)
+    assert resumed.ema_updates == 4
+    assert all(torch.equal(v, resumed.ema_model.state_dict()[k]) for k, v in average.items())
+    weights = tmp_path / "weights"
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    entry = publish_checkpoint(checkpoint, "ema-c2", weights, "unit test")
+    assert entry["training"]["weights"] == "moving average (decay 0.9, 4 steps)"
+    monkeypatch.setenv("GCZ_WEIGHTS", str(weights))
+    shipped = zoo.load_model(zoo.find_model("ema-c2")).state_dict()
+    key = moved[0]  # int8 weights: the average's, not the current ones
+    assert (shipped[key] - average[key]).abs().max() < (shipped[key] - current[key]).abs().max()
+    raw = publish_checkpoint(checkpoint, "raw-c2", weights, "unit test", weights="current", default=False)
+    assert raw["training"]["weights"] == "last step's"
+    with pytest.raises(GczModelError, match="--ema"):
+        Trainer(config(tmp_path, folder, out_dir=str(tmp_path / "plain")), status=lambda s: None).run()
+        publish_checkpoint(tmp_path / "plain" / "checkpoint.pt", "plain-c2", weights, "unit test", weights="average")
+    with pytest.raises(GczInputError, match="--ema"):
+        Trainer(config(tmp_path, folder, ema=1.0), status=lambda s: None)

@@ -95,3 +95,46 @@ def test_pack_split(tmp_path):
     assert Image.open(tmp_path / "out" / "p0.jpg").size == (600, 120)
     with pytest.raises(GczInputError, match="gcz data fetch"):
         pack_split(tmp_path / "missing", tmp_path / "o2")
+
+
+def test_moving_average_is_stored_as_an_8_bit_difference(tmp_path, folder):  # noqa: F811
+    trainer = Trainer(config(tmp_path, folder, iterations=3, ema=0.5, compact=False), status=lambda s: None)
+    trainer.run()
+    state = trainer.state()
+    compact.save_compact(state, tmp_path / "plain", optimizer=False)
+    plain = dict(state)
+    del plain["model_ema"], plain["ema_updates"]
+    compact.save_compact(plain, tmp_path / "without", optimizer=False)
+    meta = json.loads((tmp_path / "plain" / "compact.json").read_text())
+    assert meta["format_version"] == compact.FORMAT_VERSION_EMA_DELTA and meta["deltas"]
+    assert json.loads((tmp_path / "without" / "compact.json").read_text())["format_version"] == 1
+    stored = {}
+    for part in meta["parts"]:
+        stored.update(torch.load(tmp_path / "plain" / part["file"], weights_only=True))
+    averaged = {f"/model_ema/{k}": v for k, v in state["model_ema"].items() if v.is_floating_point() and v.numel() > 1}
+    assert set(meta["deltas"]) == set(averaged)
+    assert all(stored[key].dtype == torch.int8 for key in averaged)  # a byte per value, not float16's two
+    back = compact.load_compact(tmp_path / "plain")
+    for key, value in state["model_ema"].items():
+        assert back["model_ema"][key].dtype == value.dtype
+        if value.is_floating_point():  # finer than float16 of the value itself
+            assert (back["model_ema"][key] - value).abs().max() <= max(1e-6, value.abs().max().item() / 2000)
+    assert back["ema_updates"] == 3
+    resumed = Trainer(config(tmp_path, folder, out_dir=str(tmp_path / "moved"), iterations=4, ema=0.5),
+                      status=lambda s: None)
+    assert resumed.iteration == 0  # nothing there yet; now carry the compact folder over
+    shutil.copytree(tmp_path / "plain", tmp_path / "moved2" / "compact")
+    resumed = Trainer(config(tmp_path, folder, out_dir=str(tmp_path / "moved2"), iterations=4, ema=0.5),
+                      status=lambda s: None)
+    assert resumed.iteration == 3 and resumed.ema_updates == 3
+    for key, value in back["model_ema"].items():
+        assert torch.equal(resumed.ema_model.state_dict()[key], value)
+    manifest = tmp_path / "plain" / "compact.json"  # a difference against a weight that is not there
+    meta["deltas"][next(iter(meta["deltas"]))] = "/model/no-such-weight"
+    manifest.write_text(json.dumps(meta))
+    with pytest.raises(GczInputError, match="does not match"):
+        compact.load_compact(tmp_path / "plain")
+    meta["format_version"] = 1
+    manifest.write_text(json.dumps(meta))
+    with pytest.raises(GczInputError, match="format version 2"):
+        compact.load_compact(tmp_path / "plain")

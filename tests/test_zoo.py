@@ -97,3 +97,15 @@ def test_manifest_file_names_cannot_leave_their_folder(tmp_path, monkeypatch, na
         "file": name, "sha256": "00" * 32, "arch": named_config("tiny", 4).to_dict()}}}))
     with pytest.raises(GczModelError, match="plain file name"):
         zoo.read_manifest(tmp_path)
+
+
+def test_current_metrics_follow_the_manifests_pointer(tmp_path):
+    arch = named_config("tiny", 2)
+    entry = zoo.ModelEntry("m", tmp_path / "m.pt", "0" * 64, arch, info={"metrics": {"bpp": 0.03}})
+    assert entry.current_metrics == {"bpp": 0.03}  # the publication's own measurement
+    newer = {"bpp": 0.03, "with_context": {"bpp": 0.025}, "current": "with_context"}
+    assert zoo.ModelEntry("m", tmp_path, "0" * 64, arch, info={"metrics": newer}).current_metrics == {"bpp": 0.025}
+    for broken in ({"bpp": 0.03, "current": "missing"}, {"bpp": 0.03, "current": ["x"]}, {"bpp": 0.03, "current": "bpp"}):
+        assert zoo.ModelEntry("m", tmp_path, "0" * 64, arch, info={"metrics": broken}).current_metrics == broken
+    assert zoo.ModelEntry("m", tmp_path, "0" * 64, arch).current_metrics == {}
+

@@ -7,14 +7,15 @@
 # the kit's wheels, continues the kit's resume point (or warm-starts from INIT, by default the shipped
 # default model for C, e.g. gcz-c4-v2), trains
 # for MINUTES and, when $OUT is set, leaves there at most 8 files: the compact checkpoint
-# (compact.json, skeleton.pt, part-*.pt; 47 MiB for C=4) and burst.tar (log.csv, summary.json,
+# (compact.json, skeleton.pt, part-*.pt; 49 MiB for C=4 with the moving average) and burst.tar (log.csv, summary.json,
 # nvidia-smi.txt; with BENCH=1 also train_speed.json/.md of `gcz train-bench --device cuda`).
 # Elsewhere (`make train-gpu`) it is the same recipe with the installed packages.
 #
 # Environment: GCZ (default "python3 -m gcodec.cli"), GPU_DATA (default .gpu-kit/photos if present,
 # else data/gpu-pool), KIT (default .gpu-kit), FM (feature-matching weight; default 10, 1.5 with the
 # projected D), INIT (the model a new run starts from; default: weights/manifest.json's default for C),
-# BENCH=1 to time the GPU setups after training.
+# BENCH=1 to time the GPU setups after training, EMA (decay of the moving average of E/G's weights that
+# gcz publish ships; default 0.999, 0 for none).
 set -euo pipefail
 C=${1:-4}
 MINUTES=${2:-8}
@@ -35,13 +36,14 @@ fi
 export PYTHONUNBUFFERED=1
 # feature matching on the projected D's heads is larger in scale: 1.5 there gives it λ = 10's share (README)
 if [ "$DISC" = projected ]; then FM=${FM:-1.5}; else FM=${FM:-10}; fi
+EMA=${EMA:-0.999}
 mkdir -p "$RUN"
 if [ -d "$KIT/resume" ] && [ ! -e "$RUN/compact" ] && [ ! -e "$RUN/checkpoint.pt" ]; then
   cp -r "$KIT/resume" "$RUN/compact"   # a run carried from an earlier burst
 fi
 # --init-from only applies to a new run: an existing checkpoint or compact folder is resumed
 $GCZ train --out-dir "$RUN" --arch cpu --channels "$C" --dataset folder --data-root "$GPU_DATA" --disc "$DISC" --lambda-fm "$FM" \
-  --crop 256 --batch-size 32 --device cuda --bf16 --lr 2e-4 --lambda-perceptual 0.1 --fixed-norm-after -1 \
+  --crop 256 --batch-size 32 --device cuda --bf16 --lr 2e-4 --lambda-perceptual 0.1 --fixed-norm-after -1 --ema "$EMA" \
   --init-from "$INIT" --iterations 1000000 --checkpoint-minutes 2 --max-minutes "$MINUTES"
 if [ -n "${OUT:-}" ]; then
   extra=()

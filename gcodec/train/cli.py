@@ -77,6 +77,9 @@ _WEIGHTS_DIR = str(SHIPPED_DIR)
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--init-from", default=None, help="Warm start: a checkpoint, a compact folder or an installed model name (e.g. gcz-c4).")
+@click.option("--ema", type=float, default=0.0, show_default=True,
+              help="Keep a moving average of E/G's weights with this decay per step (e.g. 0.999; 0: none); "
+                   "gcz publish ships the average, which smooths the GAN's step-to-step swings.")
 @click.option("--no-compact", is_flag=True,
               help="Do not write OUT_DIR/compact/ (half-precision parts <= 15 MiB that resume on another machine).")
 def train_command(**opts: Any) -> None:
@@ -104,15 +107,18 @@ def train_command(**opts: Any) -> None:
 @click.option("--replace", is_flag=True, help="Replace an already published model of that name.")
 @click.option("--no-default", is_flag=True, help="Do not make it the default model for its channel count.")
 @click.option("--notes", default=None, help="Free-text training notes to record (warm starts, stages).")
+@click.option("--weights", "which", type=click.Choice(["auto", "average", "current"]), default="auto",
+              show_default=True, help="average: the run's moving average of the weights (gcz train --ema); "
+                                      "current: the last step's; auto: the average where the run kept one.")
 def publish(checkpoint: str, name: str, weights_dir: str, data_desc: str, metrics_json: str | None,
-            replace: bool, no_default: bool, notes: str | None) -> None:
+            replace: bool, no_default: bool, notes: str | None, which: str) -> None:
     """Turn a training checkpoint into a shipped weight file (int8/fp16) + manifest entry."""
     from .publish import publish_checkpoint
 
     with user_errors():
         entry = publish_checkpoint(Path(checkpoint), name, Path(weights_dir), data_desc,
                                    json.loads(Path(metrics_json).read_text()) if metrics_json else None,
-                                   replace=replace, default=not no_default, notes=notes)
+                                   replace=replace, default=not no_default, notes=notes, weights=which)
         click.echo(json.dumps(entry))
 
 

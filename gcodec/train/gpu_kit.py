@@ -17,8 +17,10 @@ EfficientNet-Lite0 packages the perceptual loss (and the projected D) need.
     the paper trained at that size);
 ``resume/``
     if the run folder holds a compact checkpoint: a copy without the optimizer
-    state (about half the size; Adam restarts its moments), so that a burst in
-    a later session continues the run;
+    state and without the moving average of the weights (about half the size;
+    Adam restarts its moments, and the average restarts from the carried
+    weights: with ``--ema 0.999`` it forgets its start within a few thousand of
+    a burst's ~13k steps), so that a burst in a later session continues the run;
 ``kit.json``
     what is in it, with sizes, and the estimated transfer.
 
@@ -59,10 +61,13 @@ def download_wheels(dest: Path) -> list[Path]:
 
 
 def slim_resume(compact_dir: Path, dest: Path) -> dict[str, Any]:
-    """Copy a compact checkpoint without its optimizer state (what a later burst resumes from)."""
+    """Copy a compact checkpoint without its optimizer state and moving average of the weights (what a
+    later burst resumes from; the tree, the kit and this copy must fit the device's 64 MiB)."""
     from .compact import load_compact, save_compact
 
     state = load_compact(compact_dir)
+    state.pop("model_ema", None)
+    state.pop("ema_updates", None)
     save_compact(state, dest, optimizer=False)
     return {"iteration": state["iteration"], "elapsed_s": state["elapsed"]}
 

@@ -6,6 +6,7 @@ on CUDA); each rank draws its own crops, gradients are averaged by DDP.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
@@ -86,6 +87,7 @@ class TrainConfig:
     threads: int | None = None
     init_from: str | None = None      # warm start: weights of a checkpoint (any channel count)
     compact: bool = True              # also write OUT_DIR/compact/ (fp16/bf16 parts <= 15 MiB) at each checkpoint
+    ema: float = 0.0                  # decay per step of a moving average of E/G's weights (0: none); published
 
     def arch_config(self) -> ArchConfig:
         """The architecture this run trains."""
@@ -169,9 +171,18 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         self.iteration = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
+        if not 0 <= cfg.ema < 1:
+            raise GczInputError(f"--ema must be at least 0 and below 1, not {cfg.ema}")
+        #: The moving average of E/G's weights (:meth:`_update_ema`), or None without ``cfg.ema``.
+        self.ema_model: nn.Module | None = None
+        self.ema_updates = 0  # steps averaged into ema_model
         self.ddp_model: nn.Module = self.model
         self.ddp_disc: nn.Module = self.disc
-        self._resume_or_init()
+        ema_state = self._resume_or_init()
+        if cfg.ema:
+            self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
+            if ema_state is not None:  # else the average starts at the weights the run starts from
+                self.ema_model.load_state_dict(ema_state)
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -202,7 +213,9 @@ class Trainer:
                                       seed=cfg.seed)
 
     # ------------------------------------------------------------ state
-    def _resume_or_init(self) -> None:
+    def _resume_or_init(self) -> dict[str, torch.Tensor] | None:
+        """Load the checkpoint of OUT_DIR, else warm-start from ``cfg.init_from``; returns the checkpoint's
+        moving average of E/G's weights, if it has one (its step count goes to ``ema_updates``)."""
         ckpt = self.out / CHECKPOINT_NAME
         if not ckpt.is_file() and is_compact(self.out / COMPACT_NAME):
             ckpt = self.out / COMPACT_NAME  # a run carried over from another machine
@@ -229,7 +242,9 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
             self._truncate_log()
             self.status(f"resumed from {ckpt} at iteration {self.iteration}")
-        elif self.cfg.init_from:
+            self.ema_updates = int(state.get("ema_updates", 0))
+            return state.get("model_ema")
+        if self.cfg.init_from:
             state = self._init_state(self.cfg.init_from)
             if self.arch.selective and not ArchConfig.from_dict(state.get("arch") or {}).selective:
                 from ..models.sc import warm_start_from_gc
@@ -239,6 +254,7 @@ class Trainer:
             if "disc" in state and state.get("config", {}).get("disc", "patch") == self.cfg.disc:
                 self.disc.load_state_dict(state["disc"], strict=False)
             self.status(f"warm start from {self.cfg.init_from}")
+        return None
 
     def _init_state(self, source: str) -> dict[str, Any]:
         """Warm-start weights: a checkpoint file, a compact folder, or an installed model's name."""
@@ -272,6 +288,8 @@ class Trainer:
                 "iteration": self.iteration, "elapsed": self.elapsed, "arch": self.arch.to_dict(),
                 "config": dataclasses.asdict(self.cfg), "torch_rng": torch.get_rng_state(),
                 "fixed_norm": self._fixed_norm_now(),
+                **({"model_ema": self.ema_model.state_dict(), "ema_updates": self.ema_updates}
+                   if self.ema_model is not None else {}),
                 "hardware": f"{platform.machine()} {platform.processor() or ''} "
                             f"{torch.get_num_threads()} threads, {self.device.type}, world {self.world}".strip()}
 
@@ -395,8 +413,26 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
+        if self.ema_model is not None:
+            self._update_ema()
         logs["loss"] = loss.detach()
         return logs
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """Move the average of E/G's weights towards the current ones.
+
+        The decay is ``cfg.ema``, lower over the first steps of the average
+        (``(1 + n) / (10 + n)`` after n steps, as TensorFlow's
+        ExponentialMovingAverage with ``num_updates``), so a new average is not
+        dominated by the weights it started from; buffers (normalisation
+        statistics) are copied, not averaged.
+        """
+        self.ema_updates += 1
+        decay = min(self.cfg.ema, (1 + self.ema_updates) / (10 + self.ema_updates))
+        torch._foreach_lerp_(list(self.ema_model.parameters()), list(self.model.parameters()), 1 - decay)
+        for averaged, current in zip(self.ema_model.buffers(), self.model.buffers()):
+            averaged.copy_(current)
 
     # ------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:

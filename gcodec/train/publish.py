@@ -31,14 +31,15 @@ def install_weights(weights_dir: Path, stem: str, write: Callable[[Path], str]) 
 
 def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc: str,
                        metrics: dict[str, Any] | None = None, replace: bool = False,
-                       default: bool = True, notes: str | None = None) -> dict[str, Any]:
+                       default: bool = True, notes: str | None = None, weights: str = "auto") -> dict[str, Any]:
     """Write ``weights_dir/<name>-<sha8>.pt`` and register it in the manifest.
 
     Released weights decode files in the wild: a name already in the manifest
     is only replaced with ``replace=True`` (publish retrained models under a
     new name instead).  ``notes`` (free text, e.g. a warm start or a stage
     that was dropped) is recorded with the training facts.  Returns the
-    manifest entry written.
+    manifest entry written.  ``weights``: "average" ships the run's moving average of E/G's weights
+    (``gcz train --ema``), "current" the last step's, "auto" the average where the run kept one.
     """
     existing = {e.name for e in zoo.read_manifest(weights_dir)}
     if name in existing and not replace:
@@ -51,7 +52,7 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
         model: Any = SCModel(arch)
     else:
         model = GCModel(arch)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state[_weights_key(state, weights)])
     weights_dir.mkdir(parents=True, exist_ok=True)
     final, sha = install_weights(weights_dir, name, lambda tmp: zoo.save_weights(model, tmp))
     cfg = state.get("config", {})
@@ -67,6 +68,9 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
             "dtype": "int8 weights (per-output-channel fp16 scales), fp16 rest"}
     if cfg.get("batch_size") and cfg.get("crop"):  # training pixels seen (per rank)
         info["training"]["pixels_seen"] = state["iteration"] * cfg["batch_size"] * cfg["crop"] ** 2
+    if state.get("model_ema") is not None:
+        info["training"]["weights"] = (f"moving average (decay {cfg.get('ema')}, {state.get('ema_updates')} steps)"
+                                       if _weights_key(state, weights) == "model_ema" else "last step's")
     if notes:
         info["training"]["notes"] = notes
     if metrics:
@@ -74,6 +78,16 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
     zoo.register_model(weights_dir, name, final.name, sha, arch, fixed_norm=bool(state.get("fixed_norm")), info=info,
                        default=default)
     return {"name": name, "file": final.name, "sha256": sha, **info}
+
+
+def _weights_key(state: dict[str, Any], weights: str) -> str:
+    """The key of ``state`` that holds the weights to publish (:func:`publish_checkpoint`'s ``weights``)."""
+    if weights not in ("auto", "average", "current"):
+        raise GczModelError(f"weights must be auto, average or current, not {weights!r}")
+    has_average = state.get("model_ema") is not None
+    if weights == "average" and not has_average:
+        raise GczModelError("this checkpoint keeps no moving average of the weights (train with --ema)")
+    return "model_ema" if has_average and weights != "current" else "model"
 
 
 def _selective_facts(cfg: dict[str, Any]) -> dict[str, Any]:
