@@ -124,7 +124,7 @@ def test_shipped_c4_refines(monkeypatch):
 
 def test_defaults_point_at_a_current_measurement():
     entries = {e.name: e for e in shipped_entries()}
-    for name in ("gcz-c4-v2", "gcz-c8-v2"):  # gcz models shows what gcz 0.8 writes, not the publication's bpp
+    for name in ("gcz-c2", "gcz-c4-v2", "gcz-c8-v2"):  # gcz models shows what gcz 0.8 writes, not the publication's bpp
         metrics = entries[name].info["metrics"]
         assert entries[name].current_metrics is metrics[metrics["current"]]
-        assert entries[name].current_metrics["bpp"] < 0.85 * metrics["bpp"]  # context coding: smaller files
+        assert entries[name].current_metrics["bpp"] < 0.9 * metrics["bpp"]  # context coding: smaller files
