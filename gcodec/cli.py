@@ -551,12 +551,8 @@ def models(as_json: bool) -> None:
     with user_errors():
         rows = []
         entries = zoo.list_models()
-        defaults = set()
-        for e in entries:
-            try:
-                defaults.add(zoo.default_model_name(e.arch.latent_channels, e.arch.selective))
-            except GczError:  # no default for this channel count
-                pass
+        defaults = {zoo.default_model_name(channels, selective)  # once per kind: each call reads the manifests
+                    for channels, selective in {(e.arch.latent_channels, e.arch.selective) for e in entries}}
         for e in entries:
             size = e.path.stat().st_size if e.path.is_file() else None
             rows.append({"name": e.name, "id": f"{e.name}@{e.hash_prefix.hex()}", "channels": e.arch.latent_channels,

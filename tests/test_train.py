@@ -458,8 +458,8 @@ def test_ema_averages_the_weights_resumes_and_is_published(tmp_path, folder, mon
     assert (shipped[key] - average[key]).abs().max() < (shipped[key] - current[key]).abs().max()
     raw = publish_checkpoint(checkpoint, "raw-c2", weights, "unit test", weights="current", default=False)
     assert raw["training"]["weights"] == "last step's"
+    Trainer(config(tmp_path, folder, out_dir=str(tmp_path / "plain")), status=lambda s: None).run()
     with pytest.raises(GczModelError, match="--ema"):
-        Trainer(config(tmp_path, folder, out_dir=str(tmp_path / "plain")), status=lambda s: None).run()
         publish_checkpoint(tmp_path / "plain" / "checkpoint.pt", "plain-c2", weights, "unit test", weights="average")
     with pytest.raises(GczInputError, match="--ema"):
         Trainer(config(tmp_path, folder, ema=1.0), status=lambda s: None)

@@ -138,6 +138,8 @@ class Trainer:
         self.status = status
         if cfg.lambda_lowpass > 0 and not 1 <= cfg.lowpass_pool <= cfg.crop:
             raise GczInputError(f"--lowpass-pool must be between 1 and --crop ({cfg.crop}), not {cfg.lowpass_pool}")
+        if not 0 <= cfg.ema < 1:
+            raise GczInputError(f"--ema must be at least 0 and below 1, not {cfg.ema}")
         self.rank, self.world = _distributed()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -171,8 +173,6 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         self.iteration = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
-        if not 0 <= cfg.ema < 1:
-            raise GczInputError(f"--ema must be at least 0 and below 1, not {cfg.ema}")
         #: The moving average of E/G's weights (:meth:`_update_ema`), or None without ``cfg.ema``.
         self.ema_model: nn.Module | None = None
         self.ema_updates = 0  # steps averaged into ema_model

@@ -52,7 +52,8 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
         model: Any = SCModel(arch)
     else:
         model = GCModel(arch)
-    model.load_state_dict(state[_weights_key(state, weights)])
+    weights_key = _weights_key(state, weights)
+    model.load_state_dict(state[weights_key])
     weights_dir.mkdir(parents=True, exist_ok=True)
     final, sha = install_weights(weights_dir, name, lambda tmp: zoo.save_weights(model, tmp))
     cfg = state.get("config", {})
@@ -70,7 +71,7 @@ def publish_checkpoint(checkpoint: Path, name: str, weights_dir: Path, data_desc
         info["training"]["pixels_seen"] = state["iteration"] * cfg["batch_size"] * cfg["crop"] ** 2
     if state.get("model_ema") is not None:
         info["training"]["weights"] = (f"moving average (decay {cfg.get('ema')}, {state.get('ema_updates')} steps)"
-                                       if _weights_key(state, weights) == "model_ema" else "last step's")
+                                       if weights_key == "model_ema" else "last step's")
     if notes:
         info["training"]["notes"] = notes
     if metrics:
