@@ -14,6 +14,20 @@ Two targets:
     section parser instead of dying at the CRC check; ``--crc raw`` feeds the
     bytes untouched (envelope and CRC paths).
 
+``image``
+    fuzz bytes -> an input image (PNG, JPEG, TIFF, ... headers) through
+    :func:`gcodec.imageio.load_image` (the compress path, pixel limit 2^20), as
+    a ``--preserve-mask`` (:func:`gcodec.imageio.mask_from_bytes`) and as a
+    ``--labels`` map (:func:`gcodec.selective.labelmaps.load_label_image`, for
+    the size its header declares when that is small).  With ``--crc fix`` the
+    input is prefixed with the signature of the format its first byte selects,
+    so mutations reach the format parsers.
+
+``info``
+    fuzz bytes (CRC fixed as for ``container``) -> what ``gcz info`` computes
+    (:func:`gcodec.cli.info_record`) and renders with rich (:func:`gcodec.cli.info_table`,
+    to a string): no exception but GczError, and every value appears as text.
+
 ``entropy``
     fuzz bytes -> (channels, levels, precision, tables, shape, payload), see
     :func:`parse_entropy_input`, -> :func:`gcodec.entropy.decode`; decoded
@@ -39,6 +53,7 @@ classes can be excluded with ``GCZ_FUZZ_IGNORE="ExcType:substring;..."``.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import struct
@@ -72,16 +87,20 @@ except ImportError:  # the regression test replays inputs without atheris
 FUZZING = atheris is not None and __name__ == "__main__" and "--replay" not in sys.argv
 
 if FUZZING:
+    if "image" in sys.argv:  # the image target: Pillow's format parsers are instrumented too
+        with atheris.instrument_imports(include=["PIL"]):
+            from PIL import (BmpImagePlugin, GifImagePlugin, JpegImagePlugin, PngImagePlugin,  # noqa: F401
+                             PpmImagePlugin, TiffImagePlugin, WebPImagePlugin)
     with atheris.instrument_imports(include=["gcodec"]):
-        from gcodec import container, entropy, selective
+        from gcodec import cli, container, entropy, imageio, selective
         from gcodec import payload as payload_mod
         from gcodec.errors import GczError
-        from gcodec.selective import sc_codec
+        from gcodec.selective import labelmaps, sc_codec
 else:
-    from gcodec import container, entropy, selective
+    from gcodec import cli, container, entropy, imageio, selective
     from gcodec import payload as payload_mod
     from gcodec.errors import GczError
-    from gcodec.selective import sc_codec
+    from gcodec.selective import labelmaps, sc_codec
 
 #: The container target entropy-decodes a parsed file only up to this many latent symbols.
 MAX_CONTAINER_SYMBOLS = 65536
@@ -336,8 +355,73 @@ if FUZZING:
     coverage_hints = atheris.instrument_func(coverage_hints)
 
 
+# ---------------------------------------------------------------- image target
+#: The image target's pixel limit (a hostile header above it must be refused before decoding).
+IMAGE_MAX_PIXELS = 1 << 20
+#: Label maps are decoded for the size their header declares up to this many pixels.
+MAX_LABEL_PIXELS = 1 << 16
+
+def fuzz_image(data: bytes, crc: str = "fix") -> None:
+    """The image target: an input image, a mask and a label map, each refused with GczError or loaded
+    within the pixel limit (``crc`` is not used: images carry no gcz CRC)."""
+    try:
+        loaded = imageio.load_image(data, IMAGE_MAX_PIXELS, name="input")
+        assert loaded.pixels.dtype == np.uint8 and loaded.pixels.ndim == 3 and loaded.pixels.shape[2] == 3
+        assert loaded.width * loaded.height <= IMAGE_MAX_PIXELS
+    except GczError:
+        pass
+    try:
+        mask = imageio.mask_from_bytes(data, "mask", IMAGE_MAX_PIXELS)
+        assert mask.dtype == bool and mask.ndim == 2 and mask.size <= IMAGE_MAX_PIXELS
+    except GczError:
+        pass
+    size = _declared_size(data)
+    width, height = size if size and 0 < size[0] * size[1] <= MAX_LABEL_PIXELS else (16, 16)
+    try:
+        labels = labelmaps.load_label_image(data, width, height, 12)
+        assert labels.shape == (height, width) and int(labels.max(initial=0)) < 12
+    except GczError:
+        pass
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """The size an image header declares (Pillow's open, nothing decoded), or None."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
+    except Exception:  # noqa: BLE001 - only a hint for the label-map call
+        return None
+
+
+# ---------------------------------------------------------------- info target
+def fuzz_info(data: bytes, crc: str = "fix") -> None:
+    """The info target: ``gcz info``'s record and its rich rendering, for any bytes."""
+    import io
+
+    from rich.console import Console
+
+    data = fix_crc(data) if crc == "fix" else data
+    try:
+        record, _ = cli.info_record("fuzz[/i].gcz", data)
+    except GczError:
+        return
+    json.dumps(record)
+    console = Console(file=io.StringIO(), width=400, color_system=None)
+    console.print(cli.info_table(record, "fuzz[/i].gcz"))
+    text = console.file.getvalue()
+    assert record["model"] in text and "fuzz[/i].gcz" in text, "info shows another model name or file name"
+
+
 # ---------------------------------------------------------------- driver
-TARGETS: dict[str, Callable[..., None]] = {"container": fuzz_container, "entropy": fuzz_entropy}
+TARGETS: dict[str, Callable[..., None]] = {"container": fuzz_container, "entropy": fuzz_entropy,
+                                           "image": fuzz_image, "info": fuzz_info}
 
 
 def run_one(target: str, data: bytes, crc: str = "fix") -> None:
@@ -345,6 +429,10 @@ def run_one(target: str, data: bytes, crc: str = "fix") -> None:
     try:
         if target == "container":
             fuzz_container(data, crc)
+        elif target == "image":
+            fuzz_image(data, crc)
+        elif target == "info":
+            fuzz_info(data, crc)
         else:
             fuzz_entropy(data)
     except Exception as exc:  # noqa: BLE001 - re-raised unless explicitly ignored

@@ -8,6 +8,10 @@ extra section), the golden files of ``tests/golden/``, and a few truncations.
 ``fuzz/corpus/entropy/``: entropy-target inputs (see
 ``fuzz_gcz.parse_entropy_input``) holding valid tables and a real payload.
 
+``fuzz/corpus/image/``: small real images for the image target (PNG of every
+mode, 16-bit and palette with transparency, JPEG with an EXIF orientation,
+TIFF, GIF, BMP, WebP, PPM).
+
 Usage: ``python fuzz/make_corpus.py [--out fuzz/corpus]`` (replaces the files it owns).
 """
 from __future__ import annotations
@@ -112,6 +116,39 @@ def write_dir(path: Path, files: dict[str, bytes]) -> None:
         (path / name).write_bytes(data)
 
 
+def image_seeds(rng: np.random.Generator) -> dict[str, bytes]:
+    """Small real images in the formats and modes gcz reads."""
+    import io
+
+    from PIL import Image
+
+    rgb = Image.fromarray(rng.integers(0, 256, (12, 17, 3), dtype=np.uint8), "RGB")
+    out = {}
+
+    def save(name: str, img: "Image.Image", fmt: str, **options) -> None:
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **options)
+        out[name] = buf.getvalue()
+
+    for mode in ("RGB", "RGBA", "L", "LA", "1", "I;16", "P"):
+        save(f"mode_{mode.replace(';', '')}.png", rgb.convert(mode) if mode != "I;16" else
+             Image.fromarray(rng.integers(0, 65536, (9, 7), dtype=np.uint16)), "PNG")
+    palette = rgb.convert("P")
+    palette.info["transparency"] = 0
+    save("palette_transparent.png", palette, "PNG", transparency=0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: EXIF orientation 6
+    save("exif_rotated.jpg", rgb, "JPEG", quality=80, exif=exif.tobytes())
+    save("gray.jpg", rgb.convert("L"), "JPEG", quality=60)
+    save("rgb.tiff", rgb, "TIFF")
+    save("rgb_deflate.tiff", rgb, "TIFF", compression="tiff_deflate")
+    save("anim.gif", rgb.convert("P"), "GIF")
+    save("rgb.bmp", rgb, "BMP")
+    save("rgb.webp", rgb, "WEBP", quality=50)
+    save("rgb.ppm", rgb, "PPM")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE / "corpus")
@@ -119,6 +156,7 @@ def main() -> None:
     rng = np.random.default_rng(20261125)
     write_dir(args.out / "container", container_seeds(rng))
     write_dir(args.out / "entropy", entropy_seeds(rng))
+    write_dir(args.out / "image", image_seeds(np.random.default_rng(26)))
     files = list(args.out.rglob("*.*"))
     print(f"{len(files)} files, {sum(f.stat().st_size for f in files)} bytes in {args.out}")
 

@@ -47,9 +47,13 @@ class Job:
 
 
 #: The default split of the inputs (container with a repaired CRC gets most of the container share).
-JOBS = (Job("container", "container", "fix", 0.54),
-        Job("container-raw", "container", "raw", 0.06),
-        Job("entropy", "entropy", "fix", 0.40))
+JOBS = (Job("container", "container", "fix", 0.30),
+        Job("container-raw", "container", "raw", 0.05),
+        Job("entropy", "entropy", "fix", 0.20),
+        Job("image", "image", "raw", 0.30),
+        Job("info", "info", "fix", 0.15))
+#: Seed corpus folder of each target under fuzz/corpus/ (``info`` reads .gcz files, like ``container``).
+SEED_DIRS = {"container": "container", "entropy": "entropy", "image": "image", "info": "container"}
 
 STATUS_RE = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/(\S+)")
 STAT_RE = re.compile(r"^stat::(\w+):\s+(\d+)")
@@ -161,7 +165,7 @@ def fuzz_command(job: Job, runs: int, corpus: Path, artifacts: Path, args: argpa
             "--target", job.target, "--crc", job.crc,
             f"-runs={runs}", f"-timeout={args.timeout}", f"-rss_limit_mb={args.rss_limit_mb}",
             f"-max_len={args.max_len}", f"-artifact_prefix={artifacts}/", "-print_final_stats=1",
-            str(corpus), str(HERE / "corpus" / job.target)]
+            str(corpus), str(HERE / "corpus" / SEED_DIRS[job.target])]
 
 
 def run_segment(job: Job, runs: int, scratch: Path, ignore: list[str], args: argparse.Namespace,
@@ -171,7 +175,8 @@ def run_segment(job: Job, runs: int, scratch: Path, ignore: list[str], args: arg
     for d in (corpus, artifacts, logs):
         d.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, GCZ_FUZZ_IGNORE=";".join(ignore), OMP_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     log = logs / f"segment-{index}.log"
     start = time.monotonic()
     with open(log, "w") as fh:
@@ -265,6 +270,13 @@ def write_reports(results: list[JobResult], env: dict, args: argparse.Namespace,
         "- `entropy`: bytes -> (channels 1..8, levels 2..9, precision 1..17, tables, shape <= 4096 symbols, "
         "payload) -> `entropy.decode`, which must not fail on valid tables, must agree with the reference "
         "decoder, and must round-trip through `entropy.encode` exactly.",
+        "- `image`: bytes -> `imageio.load_image` (the compress path, pixel limit 2^20), "
+        "`imageio.mask_from_bytes` (`--preserve-mask`) and `labelmaps.load_label_image` (`--labels`); seeds: "
+        "small PNG (every mode), JPEG (EXIF), TIFF, GIF, BMP, WebP, PPM files; Pillow's format parsers are "
+        "instrumented too. A header above the pixel limit must be refused before decoding.",
+        "- `info`: bytes (CRC repaired) -> `gcz info`'s record (`cli.info_record`) and its rich table "
+        "(`cli.info_table`, file name `fuzz[/i].gcz`): only `GczError`, and the model and file names must "
+        "appear literally (no markup).",
         "- Failure = any exception other than `GczError`, a failed invariant, a hang over "
         f"{args.timeout} s or RSS over {args.rss_limit_mb} MiB. `cov`/`ft`/corpus: libFuzzer's last status "
         "line: Python edges of the instrumented `gcodec` modules plus the harness's `coverage_hints` (payload "

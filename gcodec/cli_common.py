@@ -8,6 +8,7 @@ torch until it is used, so ``gcz decompress`` starts fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,13 +49,66 @@ def error_message(exc: BaseException) -> str | None:
     return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwind like an interrupt (``finally`` blocks remove partial outputs)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+    raise Terminated(signum)
+
+
+@contextmanager
+def terminating_signals() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` (main thread only)."""
+    saved: dict[int, Any] = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            saved[signum] = signal.signal(signum, _raise_terminated)
+        except ValueError:  # not the main thread: leave signals alone
+            break
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def interrupt_message(exc: BaseException) -> str:
+    """``interrupted``, or ``terminated by SIGTERM`` for a :class:`Terminated`."""
+    if isinstance(exc, Terminated):
+        return f"terminated by {signal.Signals(exc.signum).name}"
+    return "interrupted"
+
+
+def interrupt_code(exc: BaseException) -> int:
+    """The exit status of an interrupt: 128 + the signal's number (130 for Ctrl-C)."""
+    return 128 + exc.signum if isinstance(exc, Terminated) else 130
+
+
+def usage_line(exc: Any) -> str:
+    """One line for a click usage error: the message, the command and where to find help."""
+    message = " ".join(str(exc.format_message()).split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and ctx.command_path:
+        path = ctx.command_path
+        return f"{message} (see '{path} --help')"
+    return message
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn library and OS errors into one-line messages at the CLI boundary."""
     try:
         yield
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
+    except KeyboardInterrupt as exc:
+        fail(interrupt_message(exc), interrupt_code(exc))
     except (click.exceptions.Exit, click.ClickException, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - never show a traceback to users

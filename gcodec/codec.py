@@ -166,7 +166,7 @@ def compress(image: ImageLike, channels: int | None = None, model: str | None = 
     if realism is not None:
         realism_mod.to_steps(entry, realism)
     from .selective import compress_image
-    return compress_image(loaded, entry, selection, labels, label_cell, device, context)
+    return compress_image(loaded, entry, selection, labels, label_cell, device, context, max_pixels)
 
 
 def read_header(data: bytes) -> container.GczFile:

@@ -169,20 +169,72 @@ def _basis(length: int, cell_log2: int) -> np.ndarray:
     return basis
 
 
+#: Largest interpolation matrix (pixels x cells of one axis) the fit inverts densely. Beyond it (images
+#: thousands of pixels long on one side) the same least-squares solution comes from the normal equations,
+#: a tridiagonal system: work and memory linear in the pixels, for any aspect ratio.
+DENSE_FIT_ENTRIES = 1 << 20
+
+
+def _dense_axis(length: int, cell_log2: int) -> bool:
+    return length * _cells(length, cell_log2) <= DENSE_FIT_ENTRIES
+
+
 def fit(original: np.ndarray, decoded: np.ndarray, cell_log2: int, steps: tuple[int, ...] = CANDIDATE_STEPS
         ) -> list[ColourGrid]:
-    """Least-squares offset grids (one per step) taking ``decoded`` towards ``original`` (both H x W x 3)."""
+    """Least-squares offset grids (one per step) taking ``decoded`` towards ``original`` (both H x W x 3).
+
+    The grid V minimises ``|B_y V B_x^T - residual|`` per channel (B: :func:`_basis`), i.e.
+    ``V = pinv(B_y) residual pinv(B_x)^T``; small axes use the dense pseudo-inverse, long ones
+    :func:`solve_axis` (the same solution in linear time and memory).
+    """
     height, width = original.shape[:2]
-    pinv_y = np.linalg.pinv(_basis(height, cell_log2)).astype(np.float32)
-    pinv_x = np.linalg.pinv(_basis(width, cell_log2)).astype(np.float32)
-    exact = np.stack([pinv_y @ (original[..., c].astype(np.float32) - decoded[..., c]) @ pinv_x.T
-                      for c in range(3)])
+    if _dense_axis(height, cell_log2) and _dense_axis(width, cell_log2):
+        pinv_y = np.linalg.pinv(_basis(height, cell_log2)).astype(np.float32)
+        pinv_x = np.linalg.pinv(_basis(width, cell_log2)).astype(np.float32)
+        exact = np.stack([pinv_y @ (original[..., c].astype(np.float32) - decoded[..., c]) @ pinv_x.T
+                          for c in range(3)])
+    else:
+        exact = np.stack([solve_axis(solve_axis(original[..., c].astype(np.float64) - decoded[..., c],
+                                                cell_log2).T, cell_log2).T for c in range(3)])
     grids = []
     for step in steps:
         limit = MAX_OFFSET // step
         values = np.clip(np.rint(exact / step), -limit, limit).astype(np.int32)
         grids.append(ColourGrid(cell_log2, step, values))
     return grids
+
+
+def solve_axis(values: np.ndarray, cell_log2: int) -> np.ndarray:
+    """``pinv(B) @ values`` for the basis B (length, cells) of axis 0 of ``values`` (length, k), float64.
+
+    B has two taps per row, so ``B^T B`` is tridiagonal, symmetric and positive definite (every cell
+    carries weight); ``(B^T B)^-1 B^T values`` is solved by the Thomas algorithm in O(length * k).
+    """
+    length = values.shape[0]
+    cells, scale = _cells(length, cell_log2), float(2 << cell_log2)
+    i0, i1, w0, w1 = taps(length, cell_log2)
+    b0, b1 = w0 / scale, w1 / scale
+    same = i0 == i1
+    b0 = np.where(same, b0 + b1, b0)
+    b1 = np.where(same, 0.0, b1)
+    rhs = np.zeros((cells, values.shape[1]))
+    for index, weight in ((i0, b0), (i1, b1)):  # B^T values, rows summed per cell (indices are sorted)
+        cols, first = np.unique(index, return_index=True)
+        rhs[cols] += np.add.reduceat(values * weight[:, None], first, axis=0)
+    diag = np.bincount(i0, b0 * b0, cells) + np.bincount(i1, b1 * b1, cells)
+    upper = np.bincount(i0[~same], (b0 * b1)[~same], cells)[:cells - 1]  # A[j, j + 1] = A[j + 1, j]
+    # Thomas algorithm: forward elimination, back substitution
+    c_prime = np.zeros(max(cells - 1, 0))
+    d = rhs
+    denom = diag[0]
+    d[0] /= denom
+    for j in range(1, cells):
+        c_prime[j - 1] = upper[j - 1] / denom
+        denom = diag[j] - upper[j - 1] * c_prime[j - 1]
+        d[j] = (d[j] - upper[j - 1] * d[j - 1]) / denom
+    for j in range(cells - 2, -1, -1):
+        d[j] -= c_prime[j] * d[j + 1]
+    return d
 
 
 def _squared_error(original: np.ndarray, pixels: np.ndarray) -> float:

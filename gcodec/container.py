@@ -51,6 +51,9 @@ LABEL_CELLS = (1, 2, 4, 8, 16)
 REALISM_STEPS = 100
 #: Largest prior weight of a CONTEXT section (one byte; gcodec.context.MAX_PRIOR).
 MAX_CONTEXT_PRIOR = 255
+#: Most sections a file may have (format_spec.md 7): gcz writes at most 10; a decoder's work per
+#: section must not let a file of empty sections cost more than its size.
+MAX_SECTIONS = 256
 
 
 @dataclass(frozen=True)
@@ -333,6 +336,8 @@ def read_sections(data: bytes) -> list[Section]:
     r = _Reader(data[len(MAGIC) + 1:-CRC_SIZE], "section list")
     sections = []
     while r.remaining():
+        if len(sections) == MAX_SECTIONS:
+            raise GczFormatError(f"file has more than {MAX_SECTIONS} sections")
         kind, flags = r.u8(), r.u8()
         length = r.uleb128()
         sections.append(Section(kind, flags, r.take(length)))

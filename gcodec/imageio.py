@@ -73,13 +73,14 @@ def _to_rgb(img: Image.Image, notes: list[str]) -> np.ndarray:
     return np.asarray(img.convert("RGBA" if has_alpha else "RGB").convert("RGB"), dtype=np.uint8)
 
 
-def load_image(source: ImageLike, max_pixels: int | None = None) -> LoadedImage:
+def load_image(source: ImageLike, max_pixels: int | None = None, name: str | None = None) -> LoadedImage:
     """Load a path, encoded bytes, PIL image or uint8 array (H, W, 3) as 8-bit RGB.
 
     EXIF orientation is applied; grayscale, palette, 16-bit and alpha images
     are converted (alpha dropped, recorded in ``notes``).  Images above the
     pixel limit (:mod:`gcodec.limits`; ``max_pixels`` overrides it) are refused
-    from their header, before their pixels are decoded.
+    from their header, before their pixels are decoded; a path must be a regular
+    file within the input byte limit.  ``name`` is how error messages call the input.
     """
     notes: list[str] = []
     limit = limits.max_pixels(max_pixels)
@@ -94,26 +95,24 @@ def load_image(source: ImageLike, max_pixels: int | None = None) -> LoadedImage:
         img = source
         limits.check_pixels(img.width, img.height, limit)
     else:
-        name = "<bytes>" if isinstance(source, bytes) else str(source)
+        if name is None:
+            name = "<bytes>" if isinstance(source, bytes) else str(source)
         try:
             if isinstance(source, bytes):
                 if not source:
-                    raise GczInputError("input is empty")
+                    raise GczInputError(f"{name}: input is empty" if name != "<bytes>" else "input is empty")
                 opened: Union[io.BytesIO, Path] = io.BytesIO(source)
             else:
+                from .files import check_input_file
+
                 path = Path(source)
-                if not path.exists():
-                    raise GczInputError(f"{name}: no such file")
-                if path.is_dir():
-                    raise GczInputError(f"{name}: is a directory")
+                check_input_file(path, "image", name)
                 if path.stat().st_size == 0:
                     raise GczInputError(f"{name}: file is empty")
                 opened = path
+            img = open_checked(opened, limit, name)
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Pillow's bomb warning: gcz checks the size itself
-                with _pillow_bomb_guard(limit):
-                    img = Image.open(opened)
-                limits.check_pixels(img.width, img.height, limit, name)  # header only: nothing decoded yet
+                warnings.simplefilter("ignore")
                 img.load()
         except GczInputError:
             raise
@@ -124,16 +123,41 @@ def load_image(source: ImageLike, max_pixels: int | None = None) -> LoadedImage:
             raise GczInputError(f"{name}: not an image Pillow can read") from None
         except PermissionError:
             raise GczInputError(f"{name}: permission denied") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise GczInputError(f"{name}: cannot read image ({exc})") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever a malformed image makes Pillow raise
+            raise GczInputError(f"{name}: cannot read image ({type(exc).__name__}: {exc})") from None
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block must not stop compression
         notes.append("EXIF orientation unreadable, ignored")
-    pixels = _to_rgb(img, notes)
-    if pixels.shape[0] < 1 or pixels.shape[1] < 1:
+    try:
+        pixels = _to_rgb(img, notes)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a mode or palette Pillow cannot convert
+        raise GczInputError(f"{name or 'image'}: cannot convert the image to RGB ({type(exc).__name__}: {exc})") from None
+    if pixels.ndim != 3 or pixels.shape[0] < 1 or pixels.shape[1] < 1:
         raise GczInputError("image is empty")
     return LoadedImage(pixels, notes)
+
+
+def open_checked(source: "io.BytesIO | Path", limit: int, name: str) -> Image.Image:
+    """``Image.open`` with the header's size checked against ``limit`` before any pixel is decoded.
+
+    Pillow's bomb warning is silenced (gcz checks the size itself, with a message naming it);
+    its bomb error stays a backstop.  Pillow errors propagate to the caller.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with _pillow_bomb_guard(limit):
+            img = Image.open(source)
+    try:
+        limits.check_pixels(img.width, img.height, limit, name)  # header only: nothing decoded yet
+    except GczLimitError:
+        img.close()
+        raise
+    return img
 
 
 def padded_size(height: int, width: int, multiple: int, minimum: int) -> tuple[int, int]:
@@ -148,18 +172,39 @@ def pad_image(pixels: np.ndarray, multiple: int, minimum: int) -> np.ndarray:
     return np.pad(pixels, ((0, ph - pixels.shape[0]), (0, pw - pixels.shape[1]), (0, 0)), mode="symmetric")
 
 
-def load_mask(path: str | Path) -> np.ndarray:
-    """A mask image (any mode) as (H, W) bool: True where its luminance is above half (white = keep)."""
+def load_mask(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """A mask image (any mode) as (H, W) bool: True where its luminance is above half (white = keep).
+
+    The file must be a regular file within the input byte limit, and its header's size within
+    the pixel limit (``max_pixels`` or :mod:`gcodec.limits`'), checked before anything is decoded.
+    """
+    from .files import read_input
+
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.width * img.height > limits.max_pixels():
-                raise GczInputError(f"mask {path} exceeds the pixel limit")
-            return np.asarray(img.convert("L")) > 127
-    except FileNotFoundError:
-        raise GczInputError(f"mask {path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise GczInputError(f"mask {path}: not a readable image ({exc})") from None
+        data = read_input(str(path), "image")
+    except GczInputError as exc:
+        raise GczInputError(f"mask {exc}") from None
+    return mask_from_bytes(data, f"mask {path}", max_pixels)
+
+
+def mask_from_bytes(data: bytes, what: str = "mask", max_pixels: int | None = None) -> np.ndarray:
+    """:func:`load_mask` of an encoded image in memory; ``what`` names it in errors."""
+    if not data:
+        raise GczInputError(f"{what}: file is empty")
+    try:
+        with open_checked(io.BytesIO(data), limits.max_pixels(max_pixels), what) as img:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                img.load()
+                return np.asarray(img.convert("L")) > 127
+    except GczInputError:
+        raise
+    except Image.DecompressionBombError:
+        raise GczLimitError(f"{what}: image has more than twice the pixel limit") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a malformed image makes Pillow raise
+        raise GczInputError(f"{what}: not a readable image ({type(exc).__name__}: {exc})") from None
 
 
 def to_pil(pixels: np.ndarray) -> Image.Image:

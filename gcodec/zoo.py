@@ -120,13 +120,14 @@ def read_manifest(directory: Path) -> list[ModelEntry]:
     if not path.is_file():
         return []
     try:
-        doc = json.loads(path.read_text())
+        doc = _manifest_doc(path)
         if doc.get("manifest_version") != MANIFEST_VERSION:
             raise GczModelError(f"{path}: unsupported manifest version {doc.get('manifest_version')}")
         entries = []
         for name, item in doc["models"].items():
             entries.append(ModelEntry(
-                name=name, path=directory / _plain_file_name(item["file"], path), sha256=item["sha256"].lower(),
+                name=_model_name(name, path), path=directory / _plain_file_name(item["file"], path),
+                sha256=_sha256_field(item["sha256"], path),
                 arch=ArchConfig.from_dict(item["arch"]), fixed_norm=bool(item.get("fixed_norm", False)),
                 info={k: v for k, v in item.items() if k not in ("file", "sha256", "arch", "fixed_norm", "heads")},
                 heads={kind: _head_entry(kind, head, directory, path)
@@ -142,8 +143,41 @@ def _head_entry(kind: str, item: dict[str, Any], directory: Path, manifest: Path
     if kind not in HEAD_KINDS:
         raise GczModelError(f"{manifest}: unknown head kind {kind!r} (known: {', '.join(HEAD_KINDS)})")
     return HeadEntry(kind=kind, path=directory / _plain_file_name(item["file"], manifest),
-                     sha256=item["sha256"].lower(), config=dict(item["config"]),
+                     sha256=_sha256_field(item["sha256"], manifest), config=dict(item["config"]),
                      info={k: v for k, v in item.items() if k not in ("file", "sha256", "config")})
+
+
+def _manifest_doc(path: Path) -> dict[str, Any]:
+    """The JSON object of a manifest file; GczModelError for anything but an object."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GczModelError(f"{path}: unreadable manifest ({exc})") from None
+    except ValueError as exc:
+        raise GczModelError(f"{path}: malformed manifest ({exc})") from None
+    if not isinstance(doc, dict):
+        raise GczModelError(f"{path}: malformed manifest (a JSON object is needed, not a {type(doc).__name__})")
+    return doc
+
+
+def _sha256_field(value: Any, manifest: Path) -> str:
+    """A manifest's sha256: 64 hexadecimal digits (lower-cased)."""
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise GczModelError(f"{manifest}: sha256 {value!r} is not 64 hexadecimal digits")
+    return value.lower()
+
+
+#: Model names are stored in .gcz files: 1..64 printable ASCII characters (format_spec.md 3.2).
+MAX_MODEL_NAME = 64
+
+
+def _model_name(name: Any, manifest: Path) -> str:
+    """A manifest's model name, refused unless a .gcz file can carry it (1..64 printable ASCII)."""
+    if (not isinstance(name, str) or not 1 <= len(name) <= MAX_MODEL_NAME or not name.isascii()
+            or not name.isprintable()):
+        raise GczModelError(f"{manifest}: model name {name!r} must be 1..{MAX_MODEL_NAME} printable ASCII "
+                            "characters")
+    return name
 
 
 def _plain_file_name(name: Any, manifest: Path) -> str:
@@ -180,10 +214,10 @@ def default_model_name(channels: int, selective: bool = False) -> str:
         path = directory / MANIFEST_NAME
         if path.is_file():
             try:
-                defaults = json.loads(path.read_text()).get("defaults", {})
-            except ValueError:
-                continue
-            if key in defaults:
+                defaults = _manifest_doc(path).get("defaults", {})
+            except GczModelError:
+                continue  # reported by read_manifest when the models are listed
+            if isinstance(defaults, dict) and key in defaults:
                 return str(defaults[key])
     return f"gcz-sc-c{channels}" if selective else f"gcz-c{channels}"
 
@@ -260,10 +294,10 @@ def aux_entry(kind: str) -> AuxEntry:
         if not path.is_file():
             continue
         try:
-            item = json.loads(path.read_text()).get(kind)
+            item = _manifest_doc(path).get(kind)
             if item:
                 return AuxEntry(item["name"], directory / _plain_file_name(item["file"], path),
-                                item["sha256"].lower(),
+                                _sha256_field(item["sha256"], path),
                                 {k: v for k, v in item.items() if k not in ("name", "file", "sha256")})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise GczModelError(f"{path}: malformed {kind} entry ({exc})") from None

@@ -1,7 +1,9 @@
 """An independent decoder of .gcz v1 symbols, written from format_spec.md alone.
 
 It imports nothing from gcodec: it parses the container and range-decodes the
-latent symbols in pure Python, to prove that the spec is complete.
+latent symbols in pure Python, to prove that the spec is complete. It is also
+a strict validator (:func:`validate`): it refuses every file the spec makes
+invalid, so that gcodec's refusals can be checked against the spec.
 """
 from __future__ import annotations
 
@@ -16,48 +18,106 @@ class SpecError(Exception):
     """The file violates format_spec.md."""
 
 
+#: Section types version 1 knows (3): the five required ones, then the optional and selective ones.
+REQUIRED = (1, 2, 3, 4, 5)
+KNOWN = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+#: 7: a decoder refuses files of more sections than this.
+MAX_SECTIONS = 256
+
+
 def _uleb(buf: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
+    """Conventions: at most 5 bytes, minimal (no trailing 0x00 group after the first byte)."""
+    value = 0
+    for i in range(5):
         if pos >= len(buf):
             raise SpecError("truncated ULEB128")
         byte = buf[pos]
         pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
+        value |= (byte & 0x7F) << (7 * i)
         if not byte & 0x80:
+            if i and byte == 0:
+                raise SpecError("non-minimal ULEB128")
             return value, pos
+    raise SpecError("ULEB128 longer than 5 bytes")
+
+
+def _sections(data: bytes) -> list[tuple[int, int, bytes]]:
+    """1-3: envelope checks in the spec's order, then the (type, flags, body) list."""
+    if data[:4] != MAGIC:
+        raise SpecError("bad magic or too short")
+    if len(data) < 5 or data[4] == 0:
+        raise SpecError("missing or invalid version")
+    if data[4] != 1:
+        raise SpecError("unsupported version")
+    if len(data) < 9:
+        raise SpecError("too short")
+    if zlib.crc32(data[:-4]) != struct.unpack("<I", data[-4:])[0]:
+        raise SpecError("crc mismatch")
+    body, pos, out = data[5:-4], 0, []
+    while pos < len(body):
+        if len(out) == MAX_SECTIONS:
+            raise SpecError("more sections than a decoder accepts")
+        if pos + 2 > len(body):
+            raise SpecError("truncated section header")
+        kind, flags = body[pos], body[pos + 1]
+        length, pos = _uleb(body, pos + 2)
+        if pos + length > len(body):
+            raise SpecError("section runs past the CRC field")
+        out.append((kind, flags, body[pos:pos + length]))
+        pos += length
+    return out
 
 
 def parse(data: bytes) -> dict:
-    """Sections 2-4 of the spec: envelope, sections, header fields and tables."""
-    if data[:4] != MAGIC or len(data) < 9:
-        raise SpecError("bad magic or too short")
-    if data[4] != 1:
-        raise SpecError("unsupported version")
-    if zlib.crc32(data[:-4]) != struct.unpack("<I", data[-4:])[0]:
-        raise SpecError("crc mismatch")
-    body, pos, sections = data[5:-4], 0, {}
-    while pos < len(body):
-        kind, flags = body[pos], body[pos + 1]
-        length, pos = _uleb(body, pos + 2)
-        sections[kind] = body[pos:pos + length]
-        pos += length
+    """Sections 2-4 of the spec: envelope, sections, header fields and tables; refuses every file the
+    spec (and its decoder limits, 7, but for the pixel limit) makes invalid."""
+    listed = _sections(data)
+    sections: dict[int, bytes] = {}
+    for kind, flags, body in listed:
+        if kind in KNOWN:
+            if kind in sections:
+                raise SpecError("a known section occurs twice")
+            sections[kind] = body
+        elif flags & 1:
+            raise SpecError("unknown critical section")
+    if any(t not in sections for t in REQUIRED) or [k for k, _, _ in listed[:5]] != list(REQUIRED):
+        raise SpecError("the five required sections must come first, in order")
     out = {}
+    # 3.1 IMAGE
     width, p = _uleb(sections[1], 0)
-    height, _ = _uleb(sections[1], p)
+    height, p = _uleb(sections[1], p)
+    if p != len(sections[1]) or not (1 <= width <= 65535 and 1 <= height <= 65535):
+        raise SpecError("bad IMAGE section")
     out["width"], out["height"] = width, height
-    name_len = sections[2][0]
-    out["model"] = sections[2][1:1 + name_len].decode("ascii")
-    out["model_hash"] = sections[2][1 + name_len:5 + name_len]
+    # 3.2 MODEL
+    model = sections[2]
+    name_len = model[0] if model else 0
+    if not 1 <= name_len <= 64 or len(model) != 1 + name_len + 4:
+        raise SpecError("bad MODEL section")
+    name = model[1:1 + name_len]
+    if any(not 0x20 <= b <= 0x7E for b in name):
+        raise SpecError("model name is not printable ASCII")
+    out["model"] = name.decode("ascii")
+    out["model_hash"] = model[1 + name_len:5 + name_len]
+    # 3.3 LATENT
+    if len(sections[3]) != 3:
+        raise SpecError("bad LATENT section")
     channels, levels, ds = sections[3][0], sections[3][1], sections[3][2]
+    if channels < 1 or levels < 2 or ds < 1:
+        raise SpecError("bad LATENT values")
     out.update(channels=channels, levels=levels, downsampling=ds)
     out["latent_h"] = max(2, math.ceil(height / ds))
     out["latent_w"] = max(2, math.ceil(width / ds))
+    # 4 TABLES
     tables = sections[4]
-    precision = tables[0]
+    precision = tables[0] if tables else 0
+    nfields = channels * (levels - 1)
+    if not 2 <= precision <= 16 or len(tables) != 1 + math.ceil(nfields * precision / 8):
+        raise SpecError("bad TABLES section")
     bits = int.from_bytes(tables[1:], "big")
     nbits = (len(tables) - 1) * 8
+    if bits & ((1 << (nbits - nfields * precision)) - 1):
+        raise SpecError("non-zero TABLES padding")
     freqs = []
     index = 0
     for _c in range(channels):
@@ -67,6 +127,8 @@ def parse(data: bytes) -> dict:
             row.append((bits >> shift) & ((1 << precision) - 1))
             index += 1
         row.append((1 << precision) - sum(row))
+        if min(row) < 1:
+            raise SpecError("a frequency below 1")
         freqs.append(row)
     out["precision"], out["freqs"] = precision, freqs
     out["payload"] = sections[5]
@@ -87,10 +149,14 @@ def parse(data: bytes) -> dict:
             raise SpecError("selective files need D = 8 or 16")
         out["latent_h"], out["latent_w"] = ph // ds, pw // ds
         labels = sections[8]
+        if len(labels) < 3:
+            raise SpecError("truncated LABELS section")
         cell, classes, background = labels[0], labels[1], labels[2]
         if cell not in (1, 2, 4, 8, 16) or not 1 <= classes <= 255 or background >= classes:
             raise SpecError("bad LABELS header")
         regions, p = _uleb(labels, 3)
+        if regions > (ph // cell) * (pw // cell):
+            raise SpecError("more regions than cells")
         out["selective"] = {"heatmap": sections[7], "cell": cell, "classes": classes, "background": background,
                             "regions": regions, "stream": labels[p:], "grid_h": ph // cell, "grid_w": pw // cell}
     # 3.10 CONTEXT (critical): one byte, PRIOR; PAYLOAD is then coded as in 5.2
@@ -111,6 +177,18 @@ def parse(data: bytes) -> dict:
             raise SpecError("COLOUR grid too large")
         out["colour"] = {"cell": cell, "step": body[1], "grid_h": gh, "grid_w": gw, "stream": body[2:]}
     return out
+
+
+def validate(data: bytes) -> dict:
+    """Everything a decoder must check before synthesis: :func:`parse`, then the COLOUR grid's values
+    (3.9) and, for selective files, the heatmap and the label map (3.7, 3.8, 7); the header on success."""
+    header = parse(data)
+    if header["colour"] is not None:
+        decode_colour(header)
+    if header["selective"] is not None:
+        decode_heatmap(header)
+        decode_label_grid(header)
+    return header
 
 
 def decode_colour(header: dict) -> list[list[list[int]]]:
@@ -231,9 +309,11 @@ def decode_label_grid(header: dict) -> list[list[int]]:
     grid = [[sel["background"]] * gw for _ in range(gh)]
     budget = 2 * (gw + 1) * (gh + 1) + 4
     px = py = 0
+    regions = []
     for _ in range(sel["regions"]):
         label = model.symbol("class", sel["classes"])
         verticals = []  # (column, row from, row to)
+        vertices = []
         for _ in range(model.uint("loops") + 1):
             x0, y0 = px + model.sint("start.x"), py + model.sint("start.y")
             px, py = x0, y0
@@ -256,14 +336,22 @@ def decode_label_grid(header: dict) -> list[list[int]]:
                     y += run
                 if not (0 <= x <= gw and 0 <= y <= gh):
                     raise SpecError("vertex outside the grid")
+                vertices.append((x, y))
+        regions.append((label, verticals, vertices))
+    # 7: rasterising touches each region's bounding box; more than 64 grids of them is refused
+    work = sum((max(x for x, _ in v) - min(x for x, _ in v)) * (max(y for _, y in v) - min(y for _, y in v))
+               for _, _, v in regions)
+    if work > 64 * max(1, gw * gh):
+        raise SpecError("label map too complex to rasterise")
+    for label, verticals, _ in regions:
         for r in range(gh):
-            columns = sorted(c for c, lo, hi in verticals if lo <= r < hi)
-            for a, b in zip(columns[0::2], columns[1::2]):  # even-odd: inside between pairs of crossings
-                for q in range(a, min(b, gw)):
-                    grid[r][q] = label
-            if len(columns) % 2:
-                for q in range(columns[-1], gw):
-                    grid[r][q] = label
+                columns = sorted(c for c, lo, hi in verticals if lo <= r < hi)
+                for a, b in zip(columns[0::2], columns[1::2]):  # even-odd: inside between pairs of crossings
+                    for q in range(a, min(b, gw)):
+                        grid[r][q] = label
+                if len(columns) % 2:
+                    for q in range(columns[-1], gw):
+                        grid[r][q] = label
     return grid
 
 

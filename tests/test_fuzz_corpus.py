@@ -2,8 +2,8 @@
 
 Each input must end in success or a :class:`gcodec.errors.GczError` (the
 harness swallows those), never in another exception or a failed invariant.
-Files in ``tests/fuzz_regressions/`` are named ``container-*`` or ``entropy-*``
-after the target that found them. atheris is not needed: the harness imports
+Files in ``tests/fuzz_regressions/`` are named ``container-*``, ``entropy-*``,
+``image-*`` or ``info-*`` after the target that found them. atheris is not needed: the harness imports
 without it.
 """
 from __future__ import annotations
@@ -33,8 +33,9 @@ harness = _load_harness()
 
 def _files() -> list[tuple[str, Path]]:
     """(target, file) of every seed and saved regression input."""
-    files = [(target, path) for target in ("container", "entropy")
-             for path in sorted((CORPUS / target).glob("*")) if path.is_file()]
+    files = [(target, path) for target, folder in (("container", "container"), ("entropy", "entropy"),
+                                                   ("image", "image"), ("info", "container"))
+             for path in sorted((CORPUS / folder).glob("*")) if path.is_file()]
     if REGRESSIONS.is_dir():
         files += [(path.name.split("-", 1)[0], path) for path in sorted(REGRESSIONS.iterdir())
                   if path.is_file() and path.name.split("-", 1)[0] in harness.TARGETS]
@@ -44,7 +45,7 @@ def _files() -> list[tuple[str, Path]]:
 def _cases() -> list[tuple[str, Path, str]]:
     """(target, file, CRC mode): container inputs run with a repaired and with the raw CRC."""
     return [(target, path, crc) for target, path in _files()
-            for crc in (harness.CRC_MODES if target == "container" else ("fix",))]
+            for crc in (harness.CRC_MODES if target in ("container", "info") else ("fix",))]
 
 
 CASES = _cases()
@@ -54,6 +55,7 @@ def test_corpus_is_present_and_small():
     files = [p for p in CORPUS.rglob("*") if p.is_file()]
     assert len(list((CORPUS / "container").glob("*.gcz"))) >= 10
     assert len(list((CORPUS / "entropy").glob("*.bin"))) >= 3
+    assert len(list((CORPUS / "image").glob("*"))) >= 10
     assert len(files) < 100 and sum(p.stat().st_size for p in files) < 200_000
 
 

@@ -6,24 +6,31 @@ weights' sha256), lets ONNX Runtime apply its hardware-independent graph
 optimisations once and stores the result in the cache folder::
 
     $GCZ_CACHE  (else $XDG_CACHE_HOME/gcz, else ~/.cache/gcz)
-      onnx/<model>-<sha256[:16]>-ort<version>-v<CACHE_FORMAT>/
+      onnx/<weights sha256[:32]>-<realism head sha256[:16] or "none">-ort<version>-v<CACHE_FORMAT>/
         encoder.onnx  generator.onnx  [generator_realism.onnx]  meta.json
 
-Later processes load the optimised graphs with optimisation switched off,
-which makes a session in about 20 ms instead of 100 ms.  A folder is only
-ever published complete (built in a private folder, then renamed), and
-``meta.json`` records the weights' (and realism head's) sha256 and every file's size, checked on
-load; a folder that does not check out, or that ONNX Runtime cannot load, is
-rebuilt.  The weight file itself is still checked against its sha256 on
-every load, so damaged weights are refused whether or not graphs are cached.
-When the cache cannot be written, the graphs are built in a
-temporary folder for this process only.
+The folder's name derives from hashes only, never from a model's name (which
+a manifest may set to anything).  Later processes load the optimised graphs
+with optimisation switched off, which makes a session in about 20 ms instead
+of 100 ms.  A folder is only ever published complete (built in a private
+folder, then renamed), and ``meta.json`` records the weights' (and realism
+head's) sha256 and every graph's size and sha256.  Each graph is read once,
+checked against its sha256 and handed to ONNX Runtime as bytes; a folder that
+does not check out (damaged, swapped with another model's graphs), or that
+ONNX Runtime cannot load, is rebuilt.  The weight file itself is checked
+against its sha256 on every load, so damaged weights are refused whether or
+not graphs are cached.  A build interrupted before it published leaves a
+private folder holding its process id; the next build removes such folders
+whose process is gone.  When the cache cannot be written, the graphs are
+built in a temporary folder for this process only.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import time
 import tempfile
 import threading
 from pathlib import Path
@@ -36,10 +43,14 @@ from ..errors import GczModelError
 from ..zoo import ModelEntry, head_entry, read_verified
 from .graphs import REALISM_GRAPH, float_latent, generator_input_name, graph_names
 
-#: Bump when what is cached changes (graph interface, export rewrites).
-CACHE_FORMAT = 2
+#: Bump when what is cached changes (graph interface, export rewrites, what meta.json records).
+CACHE_FORMAT = 3
 META_NAME = "meta.json"
 CACHE_ENV = "GCZ_CACHE"
+#: A build's private folder holds this file with its process id (stale-build cleanup).
+OWNER_NAME = "owner.pid"
+#: A private build folder whose owner cannot be told is removed after this many seconds.
+STALE_BUILD_S = 24 * 3600
 
 #: Loaded networks by (weights sha256, realism head sha256 or ''): a head added later is a new network.
 _loaded: dict[tuple[str, str], OnnxNetwork] = {}
@@ -58,7 +69,54 @@ def graph_dir(entry: ModelEntry) -> Path:
     """The cache folder of ``entry``'s graphs for the installed ONNX Runtime."""
     import onnxruntime
 
-    return cache_root() / "onnx" / f"{entry.name}-{entry.sha256[:16]}-ort{onnxruntime.__version__}-v{CACHE_FORMAT}"
+    head = _head_hashes(entry).get("realism", "")[:16] or "none"
+    return cache_root() / "onnx" / f"{entry.sha256[:32]}-{head}-ort{onnxruntime.__version__}-v{CACHE_FORMAT}"
+
+
+def _sha256(path: Path) -> tuple[bytes, str]:
+    """A file's bytes and their hex sha256."""
+    blob = path.read_bytes()
+    return blob, hashlib.sha256(blob).hexdigest()
+
+
+def remove_stale_builds(parent: Path) -> list[Path]:
+    """Remove private build folders in ``parent`` left by builds that were killed; return them.
+
+    A folder counts as stale when the process id it records is no longer running, or, without a
+    readable id, when it is older than :data:`STALE_BUILD_S`.
+    """
+    removed = []
+    try:
+        candidates = [p for p in parent.iterdir() if p.name.startswith(".") and p.is_dir()]
+    except OSError:
+        return removed
+    for folder in candidates:
+        try:
+            pid = int((folder / OWNER_NAME).read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        try:
+            stale = (not _running(pid)) if pid is not None else time.time() - folder.stat().st_mtime > STALE_BUILD_S
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _session_options(optimize: bool, save_to: Path | None = None) -> Any:
@@ -80,19 +138,23 @@ def build_graphs(entry: ModelEntry, target: Path) -> Path:
     from ..export import export_onnx
 
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_builds(target.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        (work / OWNER_NAME).write_text(f"{os.getpid()}\n")
         raw = work / "raw"
         export_onnx(entry, raw, force=True)
-        sizes = {}
+        sizes, hashes = {}, {}
         for name in graph_names(entry):
             ort.InferenceSession(str(raw / name), _session_options(True, work / name),
                                  providers=["CPUExecutionProvider"])
             sizes[name] = (work / name).stat().st_size
+            hashes[name] = _sha256(work / name)[1]
         shutil.rmtree(raw)
+        (work / OWNER_NAME).unlink()
         meta = {"model": entry.name, "weights_sha256": entry.sha256, "heads_sha256": _head_hashes(entry),
-                "gcz": __version__,
-                "onnxruntime": ort.__version__, "cache_format": CACHE_FORMAT, "sizes": sizes}
+                "gcz": __version__, "onnxruntime": ort.__version__, "cache_format": CACHE_FORMAT,
+                "sizes": sizes, "sha256": hashes}
         (work / META_NAME).write_text(json.dumps(meta, indent=1) + "\n")
         if target.exists():
             shutil.rmtree(target, ignore_errors=True)
@@ -122,9 +184,23 @@ def _valid(entry: ModelEntry, folder: Path) -> bool:
         meta = json.loads((folder / META_NAME).read_text())
         return (meta.get("weights_sha256") == entry.sha256 and meta.get("cache_format") == CACHE_FORMAT
                 and meta.get("heads_sha256") == _head_hashes(entry)
-                and all((folder / n).stat().st_size == meta["sizes"][n] for n in graph_names(entry)))
+                and all((folder / n).stat().st_size == meta["sizes"][n] and isinstance(meta["sha256"][n], str)
+                        for n in graph_names(entry)))
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+class _DamagedGraph(Exception):
+    """A cached graph's bytes do not match the sha256 its folder's meta.json records."""
+
+
+def _verified_graph(folder: Path, name: str) -> bytes:
+    """The bytes of graph ``name`` in ``folder``, checked against meta.json's sha256 (raises otherwise)."""
+    meta = json.loads((folder / META_NAME).read_text())
+    blob, digest = _sha256(folder / name)
+    if digest != meta["sha256"][name]:
+        raise _DamagedGraph(f"cached {name} fails its sha256 checksum")
+    return blob
 
 
 class OnnxNetwork:
@@ -150,7 +226,7 @@ class OnnxNetwork:
         if name not in self._sessions:
             import onnxruntime as ort
 
-            self._sessions[name] = ort.InferenceSession(str(self.folder / name), _session_options(False),
+            self._sessions[name] = ort.InferenceSession(_verified_graph(self.folder, name), _session_options(False),
                                                         providers=["CPUExecutionProvider"])
         return self._sessions[name]
 

@@ -33,16 +33,19 @@ __all__ = ["ALL", "PERSON", "Selection", "compress_image", "decompress_file", "h
 
 def compress_image(image: "LoadedImage", entry: "zoo.ModelEntry", selection: Selection,
                    labels: "ImageLike | None" = None, label_cell: int = 8, device: str = "auto",
-                   context: bool = True) -> bytes:
+                   context: bool = True, max_pixels: int | None = None) -> bytes:
     """Selectively compress a loaded image with an SC model entry.
 
     ``labels`` is a label image (path or bytes) of the image's size, or None for
     the automatic label map; ``person`` in the selection runs person segmentation
-    (:mod:`.person`). ``context=False`` writes the static code gcz before 0.8 reads.
+    (:mod:`.person`). ``context=False`` writes the static code gcz before 0.8 reads. ``max_pixels``:
+    the pixel limit (selective images may use 1/32 of it, :func:`gcodec.limits.check_selective_pixels`).
     """
     from ..backends import torch_device
+    from .. import limits
     from . import labelmaps, person, sc_codec
 
+    limits.check_selective_pixels(image.width, image.height, max_pixels, "image")
     label_array = None
     if labels is not None:
         if isinstance(labels, np.ndarray):
@@ -53,7 +56,7 @@ def compress_image(image: "LoadedImage", entry: "zoo.ModelEntry", selection: Sel
                                                      image.width, image.height, entry.arch.selective_classes)
     person_mask = person.person_mask(image.pixels) if selection.needs_person else None
     return sc_codec.compress_selective(image, entry, selection, label_array, label_cell, person_mask,
-                                       torch_device(device), context)
+                                       torch_device(device), context, max_pixels)
 
 
 def decompress_file(gcz: "container.GczFile", entry: "zoo.ModelEntry", device: str = "auto",

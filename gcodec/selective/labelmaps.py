@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import GczInputError
 
@@ -15,25 +16,43 @@ def load_label_image(source: str | Path | bytes, width: int, height: int, classe
 
     Accepts 8-bit grayscale, palette (the palette index is the class) and
     16/32-bit integer PNGs.  Raises GczInputError for another size, colour
-    label maps, or classes the model does not have.
+    label maps, or classes the model does not have.  A file must be a regular
+    file within the input byte limit, and the header's size must be the image's
+    (checked before any pixel is decoded, so the work is bounded by the image).
     """
+    from ..files import read_input
+
+    if not isinstance(source, bytes):
+        try:
+            source = read_input(str(source), "image")
+        except GczInputError as exc:
+            raise GczInputError(f"--labels: {exc}") from None
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-            img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's bomb warning: the size is checked just below
+            img = Image.open(io.BytesIO(source))
+        with img:
             mode, size = img.mode, img.size
+            if size != (width, height):
+                raise GczInputError(f"--labels is {size[0]}x{size[1]}, the image {width}x{height}")
             if mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
                 raise GczInputError(f"--labels: a {mode} image; label maps are single-channel "
                                     "(one integer class per pixel)")
+            img.load()
             arr = np.asarray(img.convert("I") if mode not in ("L", "P", "I", "I;16") else img)
-    except FileNotFoundError:
-        raise GczInputError(f"--labels: {source}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise GczInputError(f"--labels: not a readable image ({exc})") from None
-    if size != (width, height):
-        raise GczInputError(f"--labels is {size[0]}x{size[1]}, the image {width}x{height}")
-    arr = arr.astype(np.int64)
-    if arr.min() < 0 or arr.max() >= classes:
-        raise GczInputError(f"--labels has class {int(arr.max() if arr.max() >= classes else arr.min())}; "
+    except GczInputError:
+        raise
+    except Image.DecompressionBombError:
+        raise GczInputError(f"--labels: the label map has far more pixels than the image {width}x{height}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a malformed image makes Pillow raise
+        raise GczInputError(f"--labels: not a readable image ({type(exc).__name__}: {exc})") from None
+    if arr.ndim != 2:
+        raise GczInputError("--labels: label maps are single-channel (one integer class per pixel)")
+    low, high = int(arr.min()), int(arr.max())
+    if low < 0 or high >= classes:
+        raise GczInputError(f"--labels has class {high if high >= classes else low}; "
                             f"the model knows classes 0..{classes - 1}")
     return arr.astype(np.uint8)
 

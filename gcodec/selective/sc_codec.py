@@ -54,7 +54,8 @@ def label_grid_for(padded: np.ndarray, entry: zoo.ModelEntry, labels: np.ndarray
 
 def compress_selective(image: LoadedImage, entry: zoo.ModelEntry, selection: sel_mod.Selection,
                        labels: np.ndarray | None = None, cell: int = autolabel.DEFAULT_CELL,
-                       person: np.ndarray | None = None, device: str = "cpu", context: bool = True) -> bytes:
+                       person: np.ndarray | None = None, device: str = "cpu", context: bool = True,
+                       max_pixels: int | None = None) -> bytes:
     """Compress with an SC model, coding the latent only where ``selection`` asks to preserve.
 
     Args:
@@ -67,6 +68,7 @@ def compress_selective(image: LoadedImage, entry: zoo.ModelEntry, selection: sel
         device: torch device.
         context: code the symbols with context-adaptive models where that is smaller
             (:mod:`gcodec.payload`); False: the static code gcz before 0.8 reads.
+        max_pixels: the pixel limit (:func:`gcodec.limits.check_selective_pixels`; default: the one in force).
     """
     import torch
 
@@ -74,6 +76,7 @@ def compress_selective(image: LoadedImage, entry: zoo.ModelEntry, selection: sel
         raise GczInputError(f"model {entry.name} is not a selective-compression model")
     if cell not in container.LABEL_CELLS:
         raise GczInputError(f"--label-cell must be one of {', '.join(map(str, container.LABEL_CELLS))}")
+    limits.check_selective_pixels(image.width, image.height, max_pixels, "image")
     classes = entry.arch.selective_classes
     sel_mod.check_against_image(selection, image.width, image.height, classes)
     if selection.needs_person and person is None:
@@ -134,9 +137,15 @@ def decompress_selective(gcz: container.GczFile, entry: zoo.ModelEntry, device: 
 
     if not entry.arch.selective or entry.arch.downsampling != gcz.downsampling:
         raise GczInputError(f"model {entry.name} cannot decode a selectively compressed file")
+    if (entry.arch.latent_channels, entry.arch.levels) != (gcz.channels, gcz.levels):
+        raise GczInputError(f"model {entry.name} does not match the file's latent description "
+                            f"(C = {gcz.channels}, L = {gcz.levels}; the model has C = {entry.arch.latent_channels}, "
+                            f"L = {entry.arch.levels})")
     if gcz.selective is not None and gcz.selective.classes != entry.arch.selective_classes:
         raise GczFormatError(f"file's label map has {gcz.selective.classes} classes, "
                              f"model {entry.name} {entry.arch.selective_classes}")
+    limits.check_pixels(gcz.width, gcz.height, max_pixels, "declared image")
+    limits.check_selective_pixels(gcz.width, gcz.height, max_pixels, "declared selective image")
     parts = read_parts(gcz, max_pixels)
     symbols = decode_symbols(gcz, parts.heatmap)
     pixel_labels = labelmaps.to_pixels(parts.grid, parts.labels.cell)
