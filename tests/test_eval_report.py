@@ -70,6 +70,7 @@ def test_eval_end_to_end_schema_and_resume(tiny_weights, photos, tmp_path):
     for r in rows:
         assert r["bpp"] == pytest.approx(r["bytes"] * 8 / (r["width"] * r["height"]))
         assert r["psnr"] > 0 and 0 < r["ms_ssim"] <= 1
+        assert len(r["grid"]) == 4 and all(v > 0 for v in r["grid"])
         assert (out / r["crop"]).is_file() and (out / r["features"]).is_file()
         if r["codec"] == "jpeg":
             gcz = next(g for g in rows if g["key"] == runner.row_key(r["image"], r["reference"], r["reference"], "-"))
@@ -237,3 +238,18 @@ def test_eval_with_refinement_is_a_separate_setting(tiny_weights, photos, tmp_pa
     assert plain.computed == refined.computed == 2 and refined.skipped == 0
     for image, row in {r["image"]: r for r in runner.read_rows(out / runner.RESULTS_NAME)}.items():
         assert row["setting"].endswith(" no-colour refine 2") and rows[image]["setting"].endswith(" no-colour")
+
+
+def test_summary_reports_the_median_grid_ratio_per_period():
+    def row(image, grid):
+        return {"key": f"{image}|gcz-c4|gcz-c4|-", "image": image, "codec": "gcz-c4", "label": "gcz-c4",
+                "reference": "gcz-c4", "match": "-", "bpp": 0.02, "bytes": 1, "reached": True, "status": "ok",
+                "psnr": 20.0, "ms_ssim": 0.9, "ssimulacra2": None, "encoding_time": 0.1, "decoding_time": 0.1,
+                "features": None, **({"grid": grid} if grid else {})}
+    from pathlib import Path
+    rows = [row("a", [1.0, 2.0, 3.0, 4.0]), row("b", [5.0, 1.0, 1.0, 1.0]), row("c", [3.0, 1.5, 0.5, 2.0]),
+            row("d", None)]  # measured before the grid existed: left out of the median
+    summary = report.summarize(Path("/nonexistent"), rows, {"feature_network": None})
+    assert summary["codecs"][0]["results"]["grid"] == [[3.0, 1.5, 1.0, 2.0]]
+    header, table = report.table_rows(summary)
+    assert table[0][header.index("grid at 2, 4, 8, 16 px")] == "3.00, 1.50, 1.00, 2.00"

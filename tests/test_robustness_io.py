@@ -181,13 +181,22 @@ def test_sigterm_in_the_write_window_leaves_nothing_behind(tmp_path):
 def test_sighup_is_handled_like_sigterm():
     from gcodec.cli_common import Terminated, interrupt_code, interrupt_message, terminating_signals
 
-    with terminating_signals():
-        with pytest.raises(Terminated) as caught:
+    before = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # SIG_IGN when the tests run under nohup
+    try:
+        with terminating_signals():
+            with pytest.raises(Terminated) as caught:
+                os.kill(os.getpid(), signal.SIGHUP)
+                time.sleep(1)
+        assert interrupt_message(caught.value) == "terminated by SIGHUP"
+        assert interrupt_code(caught.value) == 128 + signal.SIGHUP
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL  # the handler in force before is back
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup: an ignored hang-up stays ignored
+        with terminating_signals():
             os.kill(os.getpid(), signal.SIGHUP)
-            time.sleep(1)
-    assert interrupt_message(caught.value) == "terminated by SIGHUP"
-    assert interrupt_code(caught.value) == 128 + signal.SIGHUP
-    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+            time.sleep(0.2)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 # ------------------------------------------------------------------ stdout

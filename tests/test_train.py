@@ -463,3 +463,34 @@ def test_ema_averages_the_weights_resumes_and_is_published(tmp_path, folder, mon
         publish_checkpoint(tmp_path / "plain" / "checkpoint.pt", "plain-c2", weights, "unit test", weights="average")
     with pytest.raises(GczInputError, match="--ema"):
         Trainer(config(tmp_path, folder, ema=1.0), status=lambda s: None)
+
+
+def test_grid_term_is_part_of_the_loss(tmp_path, folder):
+    plain = Trainer(config(tmp_path / "a", folder, gan=False, crop=64), status=lambda s: None)
+    torch.manual_seed(0)
+    logs_plain = plain.step()
+    gridded = Trainer(config(tmp_path / "b", folder, gan=False, crop=64, lambda_grid=3.0), status=lambda s: None)
+    torch.manual_seed(0)
+    logs = gridded.step()
+    assert "grid" not in logs_plain and float(logs["grid"]) >= 0
+    assert float(logs["loss"]) == pytest.approx(float(logs_plain["loss"]) + 3.0 * float(logs["grid"]), rel=1e-5)
+
+
+def test_resize_upsampling_run_carries_a_transposed_warm_start(tmp_path, folder):
+    source = Trainer(config(tmp_path / "src", folder, gan=False, iterations=2), status=lambda s: None)
+    source.run()
+    messages: list[str] = []
+    carried = Trainer(config(tmp_path / "new", folder, gan=False, upsample="resize",
+                             init_from=str(tmp_path / "src" / "run" / "checkpoint.pt")), status=messages.append)
+    assert carried.arch.upsample == "resize" and carried.arch.to_dict()["upsample"] == "resize"
+    assert any("resize upsampling fitted" in m for m in messages)
+    old, new = source.model.state_dict(), carried.model.state_dict()
+    for key, value in old.items():
+        if key.startswith("encoder."):  # E, and so every symbol, is unchanged
+            assert torch.equal(new[key], value)
+    carried.run()  # and it trains, checkpoints and resumes as a resize model
+    again = Trainer(config(tmp_path / "new", folder, gan=False, upsample="resize", iterations=4),
+                    status=lambda s: None)
+    assert again.iteration == 3
+    with pytest.raises(GczInputError, match="another architecture"):
+        Trainer(config(tmp_path / "new", folder, gan=False, iterations=4), status=lambda s: None)

@@ -15,7 +15,9 @@
 # else data/gpu-pool), KIT (default .gpu-kit), FM (feature-matching weight; default 10, 1.5 with the
 # projected D), INIT (the model a new run starts from; default: weights/manifest.json's default for C),
 # BENCH=1 to time the GPU setups after training, EMA (decay of the moving average of E/G's weights that
-# gcz publish ships; default 0.999, 0 for none).
+# gcz publish ships; default 0.999, 0 for none), UPSAMPLE (G's upsampling: resize, the default, fits resize
+# layers to a transposed INIT before the first step; transposed for the paper's), GRID (weight of the grid
+# penalty; default 1).
 set -euo pipefail
 C=${1:-4}
 MINUTES=${2:-8}
@@ -37,6 +39,8 @@ export PYTHONUNBUFFERED=1
 # feature matching on the projected D's heads is larger in scale: 1.5 there gives it λ = 10's share (README)
 if [ "$DISC" = projected ]; then FM=${FM:-1.5}; else FM=${FM:-10}; fi
 EMA=${EMA:-0.999}
+UPSAMPLE=${UPSAMPLE:-resize}
+GRID=${GRID:-1}
 mkdir -p "$RUN"
 if [ -d "$KIT/resume" ] && [ ! -e "$RUN/compact" ] && [ ! -e "$RUN/checkpoint.pt" ]; then
   cp -r "$KIT/resume" "$RUN/compact"   # a run carried from an earlier burst
@@ -44,6 +48,7 @@ fi
 # --init-from only applies to a new run: an existing checkpoint or compact folder is resumed
 $GCZ train --out-dir "$RUN" --arch cpu --channels "$C" --dataset folder --data-root "$GPU_DATA" --disc "$DISC" --lambda-fm "$FM" \
   --crop 256 --batch-size 32 --device cuda --bf16 --lr 2e-4 --lambda-perceptual 0.1 --fixed-norm-after -1 --ema "$EMA" \
+  --upsample "$UPSAMPLE" --lambda-grid "$GRID" \
   --init-from "$INIT" --iterations 1000000 --checkpoint-minutes 2 --max-minutes "$MINUTES"
 if [ -n "${OUT:-}" ]; then
   extra=()

@@ -1,4 +1,4 @@
-"""Image quality metrics: PSNR, MS-SSIM, SSIMULACRA2, and patch-feature KID / FID.
+"""Image quality metrics: PSNR, MS-SSIM, SSIMULACRA2, the grid ratio, and patch-feature KID / FID.
 
 Full-reference metrics take two uint8 RGB arrays (H, W, 3) of equal shape.
 The distribution metrics (KID, FID) are computed over sets of patch features
@@ -41,6 +41,19 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     """RGB PSNR in dB (``inf`` for identical images), as CompressAI's ``psnr-rgb``."""
     err = mse(a, b)
     return math.inf if err == 0 else 10.0 * math.log10(peak * peak / err)
+
+
+def grid_ratios(a: np.ndarray, b: np.ndarray) -> list[float]:
+    """Grid ratio of ``b`` (a reconstruction) to ``a`` (its original) at 2, 4, 8, 16 px (:mod:`gcodec.grid`).
+
+    About 1 for faithful output, below 1 for blur, far above 1 for a drawn checkerboard.
+    """
+    from ..grid import grid_ratios as _ratios
+
+    _check_pair(a, b)
+    original = _to_nchw(a).float() / 255.0
+    decoded = _to_nchw(b).float() / 255.0
+    return [float(v) for v in _ratios(decoded, original)[0]]
 
 
 def _to_nchw(a: np.ndarray) -> Any:

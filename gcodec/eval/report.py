@@ -33,7 +33,7 @@ PLOT_METRICS = (("psnr-rgb", "PSNR RGB (dB)"), ("ms-ssim-rgb", "MS-SSIM RGB"), (
 #: Keys every summary ``results`` object has (CompressAI's plus ours).
 RESULT_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time", "ssimulacra2", "kid", "fid",
                "point", "reference", "match", "n_images", "n_unreached", "closest_bpp", "closest_psnr-rgb",
-               "closest_ms-ssim-rgb", "closest_ssimulacra2", "closest_kid")
+               "closest_ms-ssim-rgb", "closest_ssimulacra2", "closest_kid", "grid")
 
 
 @dataclass
@@ -47,6 +47,12 @@ class Report:
 def _mean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return float(np.mean(vals)) if vals else None
+
+
+def _median_grid(rows: list[dict[str, Any]]) -> list[float] | None:
+    """Median over images of the grid ratio at each period (rows measured before the grid have none)."""
+    grids = [r["grid"] for r in rows if r.get("grid")]
+    return [float(v) for v in np.median(np.array(grids), axis=0)] if grids else None
 
 
 def _distribution(out: Path, rows: list[dict[str, Any]], originals: dict[str, str | None]) -> tuple[
@@ -120,7 +126,8 @@ def _quality(out: Path, rows: list[dict[str, Any]], originals: dict[str, str | N
     kid_v, fid_v = _distribution(out, rows, originals)
     return {"bpp": _mean([r["bpp"] for r in rows]), "psnr-rgb": _mean([r.get("psnr") for r in rows]),
             "ms-ssim-rgb": _mean([r.get("ms_ssim") for r in rows]),
-            "ssimulacra2": _mean([r.get("ssimulacra2") for r in rows]), "kid": kid_v, "fid": fid_v}
+            "ssimulacra2": _mean([r.get("ssimulacra2") for r in rows]), "kid": kid_v, "fid": fid_v,
+            "grid": _median_grid(rows)}
 
 
 def _paired(out: Path, groups: dict[tuple[str, str, str], list[dict[str, Any]]],
@@ -152,12 +159,16 @@ def _fmt(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _fmt_grid(values: list[float] | None) -> str:
+    return "–" if not values else ", ".join(f"{v:.2f}" for v in values)
+
+
 def table_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the summary table (strings), shared by rich, markdown and HTML."""
     net = summary.get("feature_network")
     kid_head = f"KID×10³ ({net}, {summary.get('patch')} px)" if net else "KID×10³"
-    header = ["codec", "point", "bpp", "PSNR", "MS-SSIM", "SSIMULACRA2", kid_head, "FID", "enc s", "dec s",
-              "reached"]
+    header = ["codec", "point", "bpp", "PSNR", "MS-SSIM", "SSIMULACRA2", kid_head, "FID", "grid at 2, 4, 8, 16 px",
+              "enc s", "dec s", "reached"]
     rows = []
     for entry in summary["codecs"]:
         res = entry["results"]
@@ -165,13 +176,14 @@ def table_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             n, miss = res["n_images"][i], res["n_unreached"][i]
             if n == 0:
                 rows.append([entry["name"], res["point"][i], f"not reached (closest {_fmt(res['closest_bpp'][i], 4)})",
-                             *["–"] * 7, f"0/{miss}"])
+                             *["–"] * 8, f"0/{miss}"])
                 continue
             kid_v = res["kid"][i]
             rows.append([entry["name"], res["point"][i], _fmt(res["bpp"][i], 4), _fmt(res["psnr-rgb"][i], 2),
                          _fmt(res["ms-ssim-rgb"][i], 4), _fmt(res["ssimulacra2"][i], 1),
                          _fmt(None if kid_v is None else kid_v * 1e3, 2), _fmt(res["fid"][i], 1),
-                         _fmt(res["encoding_time"][i], 3), _fmt(res["decoding_time"][i], 3), f"{n}/{n + miss}"])
+                         _fmt_grid(res["grid"][i]), _fmt(res["encoding_time"][i], 3),
+                         _fmt(res["decoding_time"][i], 3), f"{n}/{n + miss}"])
     return header, rows
 
 
@@ -193,7 +205,7 @@ def paired_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the head-to-head table (gcz vs each peer point on the images where the peer
     reached its target), shared by markdown and HTML."""
     header = ["gcz model", "peer", "point", "images", "bpp gcz / peer", "PSNR gcz / peer",
-              "SSIMULACRA2 gcz / peer", "KID×10³ gcz / peer"]
+              "SSIMULACRA2 gcz / peer", "KID×10³ gcz / peer", "grid gcz / peer"]
     rows = []
     for e in summary.get("paired", []):
         g, p = e["gcz"], e["peer_metrics"]
@@ -201,7 +213,8 @@ def paired_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         kid_p = None if p["kid"] is None else p["kid"] * 1e3
         rows.append([e["reference"], e["peer"], e["match"], str(e["n_images"]),
                      f"{_fmt(g['bpp'], 4)} / {_fmt(p['bpp'], 4)}", f"{_fmt(g['psnr-rgb'], 2)} / {_fmt(p['psnr-rgb'], 2)}",
-                     f"{_fmt(g['ssimulacra2'], 1)} / {_fmt(p['ssimulacra2'], 1)}", f"{_fmt(kid_g, 1)} / {_fmt(kid_p, 1)}"])
+                     f"{_fmt(g['ssimulacra2'], 1)} / {_fmt(p['ssimulacra2'], 1)}", f"{_fmt(kid_g, 1)} / {_fmt(kid_p, 1)}",
+                     f"{_fmt_grid(g['grid'])} / {_fmt_grid(p['grid'])}"])
     return header, rows
 
 

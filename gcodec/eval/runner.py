@@ -228,6 +228,7 @@ class _Evaluator:
             "psnr": _finite(metrics.psnr(original, decoded)),
             "ms_ssim": metrics.ms_ssim(original, decoded),
             "ssimulacra2": metrics.ssimulacra2(original, decoded) if self.cfg.ssimulacra2 else None,
+            "grid": metrics.grid_ratios(original, decoded),
         }
 
 

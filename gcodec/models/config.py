@@ -15,6 +15,8 @@ PAPER_ENCODER_WIDTHS = (60, 120, 240, 480, 960)
 DOWNSAMPLING = 16
 #: Encoder downsampling of selective-compression models (method.md section 2).
 SC_DOWNSAMPLING = 8
+#: G's upsamplings (:mod:`gcodec.models.upsampling`): the paper's transposed convolutions, or resize-convolutions.
+UPSAMPLINGS = ("transposed", "resize")
 #: Quantizer centers of the 5-level quantizer.
 DEFAULT_LEVELS = 5
 
@@ -37,6 +39,9 @@ class ArchConfig:
         selective_classes: 0 for a GC model; K > 0 makes it a selective (SC) model
             (:mod:`gcodec.models.sc`): latents at 1/8 resolution, and a label-map
             encoder F over K classes.
+        upsample: G's 2x upsampling: ``transposed`` (paper: 3x3 transposed
+            convolutions, which draw a period-2/4 grid) or ``resize`` (nearest
+            2x then a 3x3 convolution; :mod:`gcodec.models.upsampling`).
     """
 
     latent_channels: int = 4
@@ -48,6 +53,7 @@ class ArchConfig:
     disc_scales: int = 3
     norm: str = "instance"
     selective_classes: int = 0
+    upsample: str = "transposed"
 
     def __post_init__(self) -> None:
         if self.latent_channels < 1:
@@ -60,6 +66,8 @@ class ArchConfig:
             raise ValueError("norm must be 'instance' or 'none'")
         if not 0 <= self.selective_classes <= 255:
             raise ValueError("selective_classes must be in 0..255")
+        if self.upsample not in UPSAMPLINGS:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLINGS)}")
         if self.res_blocks < 0 or self.noise_channels < 0 or self.disc_scales < 1:
             raise ValueError("res_blocks, noise_channels must be >= 0 and disc_scales >= 1")
 
@@ -76,12 +84,15 @@ class ArchConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (stored in manifests and checkpoints).
 
-        ``selective_classes`` appears only for SC models, so GC descriptions stay as
-        gcz 0.2 wrote them.
+        ``selective_classes`` appears only for SC models and ``upsample`` only
+        when it is not ``transposed``, so earlier descriptions stay as they were
+        written.
         """
         data = dataclasses.asdict(self)
         if not self.selective_classes:
             del data["selective_classes"]
+        if self.upsample == "transposed":
+            del data["upsample"]
         return data
 
     @classmethod

@@ -18,7 +18,7 @@ class Generator(nn.Module):
         layers: list[nn.Module] = [conv3_block(in_ch, w[-1], config.norm)]
         layers += [ResidualBlock(w[-1], config.norm) for _ in range(config.res_blocks)]
         for a, b in zip(w[::-1][:-1], w[::-1][1:]):
-            layers.append(up_block(a, b, config.norm))
+            layers.append(up_block(a, b, config.norm, config.upsample))
         layers += [conv7_block(w[0], 3, norm=None, act=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.noise_channels = config.noise_channels

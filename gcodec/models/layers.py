@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .upsampling import upsampling_conv
+
 
 class SwitchableNorm(nn.Module):
     """Instance normalisation that can switch to fixed, running statistics.
@@ -95,10 +97,13 @@ def down_block(in_ch: int, out_ch: int, norm: str = "instance") -> nn.Sequential
                          make_norm(out_ch, norm), nn.ReLU(inplace=True))
 
 
-def up_block(in_ch: int, out_ch: int, norm: str = "instance") -> nn.Sequential:
-    """``uk``: 3x3 transposed conv with stride 1/2, norm, ReLU (doubles height and width)."""
-    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1),
-                         make_norm(out_ch, norm), nn.ReLU(inplace=True))
+def up_block(in_ch: int, out_ch: int, norm: str = "instance", upsample: str = "transposed") -> nn.Sequential:
+    """``uk``: 2x upsampling convolution (:mod:`.upsampling`), norm, ReLU (doubles height and width).
+
+    ``upsample`` is ``transposed`` (the paper's 3x3 transposed conv with stride
+    1/2) or ``resize`` (nearest 2x, then a 3x3 conv: no checkerboard).
+    """
+    return nn.Sequential(upsampling_conv(in_ch, out_ch, upsample), make_norm(out_ch, norm), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):

@@ -80,6 +80,13 @@ _WEIGHTS_DIR = str(SHIPPED_DIR)
 @click.option("--ema", type=float, default=0.0, show_default=True,
               help="Keep a moving average of E/G's weights with this decay per step (e.g. 0.999; 0: none); "
                    "gcz publish ships the average, which smooths the GAN's step-to-step swings.")
+@click.option("--upsample", type=click.Choice(["transposed", "resize"]), default="transposed", show_default=True,
+              help="G's 2x upsampling: transposed convolutions (the paper's; they draw a 2-16 px grid) or resize "
+                   "(nearest 2x, then a 3x3 convolution).  --init-from a transposed model with resize fits the new "
+                   "layers to the old ones on training crops before the first step.")
+@click.option("--lambda-grid", type=float, default=0.0, show_default=True,
+              help="Weight of the grid penalty: log of the reconstruction's periodic energy at 2/4/8/16 px over "
+                   "the original's, where above 1 (gcodec.grid).")
 @click.option("--no-compact", is_flag=True,
               help="Do not write OUT_DIR/compact/ (half-precision parts <= 15 MiB that resume on another machine).")
 def train_command(**opts: Any) -> None:

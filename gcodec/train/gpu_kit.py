@@ -13,8 +13,9 @@ EfficientNet-Lite0 packages the perceptual loss (and the projected D) need.
     the feature network's weights (2.9 MB, :func:`gcodec.train.perceptual.save_features`),
     read through ``$GCZ_PERCEPTUAL_WEIGHTS`` instead of the 18 MB weights wheel;
 ``photos/``
-    the training split as JPEG with a longer side of 768 px (about 16 MB;
-    the paper trained at that size);
+    the training split as JPEG with a longer side of 640 px (514 photos:
+    27 MB; the 256 px training crops still see the photos' content at
+    the scale gcz is used at);
 ``resume/``
     if the run folder holds a compact checkpoint: a copy without the optimizer
     state and without the moving average of the weights (about half the size;
@@ -45,7 +46,9 @@ WHEELS = ("range-coder==1.1", "efficientnet-lite-pytorch==0.1.0")
 WHEEL_PLATFORM_ARGS = ("--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64",
                        "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
                        "--platform", "manylinux1_x86_64")
-PHOTO_SIDE = 768
+PHOTO_SIDE = 640
+#: JPEG quality of the packed photos.
+PHOTO_QUALITY = 90
 
 
 def download_wheels(dest: Path) -> list[Path]:
@@ -110,7 +113,7 @@ def build_kit(kit: Path, pool: Path, run_dir: Path | None = None, repo: Path | N
     status("writing the feature network")
     save_features(kit / "lite0-features.pt")
     status("packing photos")
-    summary["photos"] = pack_split(pool, kit / "photos", "train", max_side=PHOTO_SIDE)
+    summary["photos"] = pack_split(pool, kit / "photos", "train", max_side=PHOTO_SIDE, quality=PHOTO_QUALITY)
     compact_dir = run_dir / "compact" if run_dir is not None else None
     if compact_dir is not None and (compact_dir / "compact.json").is_file():
         status("slimming the run's compact checkpoint")

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import GczError, GczInputError
+from ..grid import grid_excess
 from ..models.config import ArchConfig, named_config
 from ..models.discriminator import MultiScaleDiscriminator
 from ..models.gc import GCModel
@@ -88,13 +89,16 @@ class TrainConfig:
     init_from: str | None = None      # warm start: weights of a checkpoint (any channel count)
     compact: bool = True              # also write OUT_DIR/compact/ (fp16/bf16 parts <= 15 MiB) at each checkpoint
     ema: float = 0.0                  # decay per step of a moving average of E/G's weights (0: none); published
+    upsample: str = "transposed"      # G's upsampling: transposed (paper) or resize (no checkerboard)
+    lambda_grid: float = 0.0          # penalty on grid energy above the original's (losses.grid_excess)
 
     def arch_config(self) -> ArchConfig:
         """The architecture this run trains."""
         if self.mode not in ("gc", "sc"):
             raise GczInputError(f"--mode must be gc or sc, not {self.mode!r}")
         return dataclasses.replace(named_config(self.arch, self.channels), noise_channels=self.noise_channels,
-                                   selective_classes=self.num_classes if self.mode == "sc" else 0)
+                                   selective_classes=self.num_classes if self.mode == "sc" else 0,
+                                   upsample=self.upsample)
 
 
 def _distributed() -> tuple[int, int]:
@@ -178,6 +182,8 @@ class Trainer:
         self.ema_updates = 0  # steps averaged into ema_model
         self.ddp_model: nn.Module = self.model
         self.ddp_disc: nn.Module = self.disc
+        #: (architecture, weights) of a warm start whose G upsamples another way (see _carry_upsampling)
+        self._upsampling_source: tuple[ArchConfig, dict[str, torch.Tensor]] | None = None
         ema_state = self._resume_or_init()
         if cfg.ema:
             self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
@@ -193,6 +199,8 @@ class Trainer:
             from .selective import attach_auto_labels
             attach_auto_labels(samples, self.codebook)
         self.sampler = CropSampler(samples, cfg.crop, seed=cfg.seed * 1000 + self.rank + self.iteration)
+        if self._upsampling_source is not None:
+            self._carry_upsampling(*self._upsampling_source)
         self.status(f"rank {self.rank}/{self.world}: {len(samples)} training images, "
                     f"arch {cfg.arch} C={cfg.channels}, starting at iteration {self.iteration}")
 
@@ -251,10 +259,28 @@ class Trainer:
                 warm_start_from_gc(self.model, state["model"])
             else:
                 warm_start(self.model, state["model"])
+            source_arch = ArchConfig.from_dict(state["arch"]) if state.get("arch") else None
+            if source_arch is not None and source_arch.upsample != self.arch.upsample:
+                self._upsampling_source = (source_arch, state["model"])
             if "disc" in state and state.get("config", {}).get("disc", "patch") == self.cfg.disc:
                 self.disc.load_state_dict(state["disc"], strict=False)
             self.status(f"warm start from {self.cfg.init_from}")
         return None
+
+    def _carry_upsampling(self, source_arch: ArchConfig, source_state: dict[str, torch.Tensor]) -> None:
+        """Fit the resize upsampling of G to the warm start's transposed one on crops of the training photos."""
+        from .upsample_fit import FIT_CROPS, fit_resize_upsampling
+        if source_arch.upsample != "transposed" or self.arch.upsample != "resize" or self.arch.selective:
+            raise GczInputError(f"--init-from upsamples with {source_arch.upsample}: only transposed -> resize "
+                                f"GC generators can be carried over")
+        old = GCModel(dataclasses.replace(self.arch, upsample="transposed")).to(self.device).eval()
+        old.load_state_dict(source_state)
+        x, _ = self.sampler.batch(FIT_CROPS)
+        with torch.no_grad():
+            latents = [old.quantizer(old.encoder(x[i:i + 1].to(self.device))) for i in range(FIT_CROPS)]
+        residuals = fit_resize_upsampling(old.generator, self.model.generator, latents, seed=self.cfg.seed)
+        self.status("resize upsampling fitted to the warm start's transposed one (residual per layer "
+                    + ", ".join(f"{r:.2f}" for r in residuals) + ")")
 
     def _init_state(self, source: str) -> dict[str, Any]:
         """Warm-start weights: a checkpoint file, a compact folder, or an installed model's name."""
@@ -392,6 +418,10 @@ class Trainer:
             lowpass = losses.block_mse(x_hat, x, cfg.lowpass_pool, keep)
             loss = loss + cfg.lambda_lowpass * lowpass
             logs["lowpass"] = lowpass.detach()
+        if cfg.lambda_grid > 0:  # periodic energy above the original's: the checkerboard of a generator
+            grid = grid_excess(x_hat, x)
+            loss = loss + cfg.lambda_grid * grid
+            logs["grid"] = grid.detach()
         if second is not None:
             div = losses.diversity_hinge(x_hat, second, cfg.diversity_margin, cfg.distortion_pool, cfg.diversity_scale)
             loss = loss + cfg.lambda_diversity * div
@@ -442,7 +472,7 @@ class Trainer:
         session_start_iter = self.iteration
         last_ckpt = start
         log_path = self.out / LOG_NAME
-        fields = ["iteration", "elapsed_s", "loss", "mse", "psnr", "perc", "d", "g_adv", "fm", "div", "lowpass"]
+        fields = ["iteration", "elapsed_s", "loss", "mse", "psnr", "perc", "d", "g_adv", "fm", "div", "lowpass", "grid"]
         new_log = not log_path.is_file()
         if self.rank == 0 and not new_log:
             upgrade_log_columns(log_path, fields)
