@@ -7,9 +7,8 @@ period p, averages the p x p blocks into one "phase mean" pattern; the
 pattern's variance is the tile's energy at the spatial frequencies k/p
 (k = 0..p-1 along each axis, not both 0), by Parseval.  Each tile is first
 multiplied by a Hann window, so that smooth gradients do not leak into those
-frequencies.  The energy
-*new* at period p (not already on the lattice of p/2) is that variance minus
-the one at p/2.  A reconstruction's grid ratio at p is its energy there over
+frequencies.  The energy *new* at period p (not already on the lattice of p/2)
+is that variance minus the one at p/2.  A reconstruction's grid ratio at p is its energy there over
 the original's: about 1 for faithful output, below 1 for blur, far above 1
 for a drawn grid.
 
@@ -68,7 +67,9 @@ def grid_energy(luma: torch.Tensor, periods: tuple[int, ...] = PERIODS, tile: in
         phase = tiles.reshape(n, th * tw, side // p, p, side // p, p).mean(dim=(2, 4))
         return phase.var(dim=(2, 3), unbiased=False).mean(dim=1)  # the windowed tile's mean is not zero
 
-    return torch.stack([energy(p) - energy(p // 2) if p % 2 == 0 else energy(p) for p in periods], dim=1)
+    coarser = {p: p // 2 if p % 2 == 0 else 1 for p in periods}  # the lattice each period's energy extends
+    energies = {p: energy(p) for p in set(periods) | set(coarser.values())}
+    return torch.stack([energies[p] - energies[coarser[p]] for p in periods], dim=1)
 
 
 def grid_ratios(reconstruction: torch.Tensor, original: torch.Tensor,

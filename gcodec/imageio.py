@@ -191,16 +191,28 @@ def mask_from_bytes(data: bytes, what: str = "mask", max_pixels: int | None = No
     """:func:`load_mask` of an encoded image in memory; ``what`` names it in errors."""
     if not data:
         raise GczInputError(f"{what}: file is empty")
-    try:
+    with pillow_errors(what, GczLimitError(f"{what}: image has more than twice the pixel limit")):
         with open_checked(io.BytesIO(data), limits.max_pixels(max_pixels), what) as img:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 img.load()
                 return np.asarray(img.convert("L")) > 127
+
+
+@contextmanager
+def pillow_errors(what: str, bomb: GczInputError) -> Iterator[None]:
+    """Whatever Pillow raises inside the block as one line about ``what``, for auxiliary images.
+
+    gcz's own input errors pass through, Pillow's decompression-bomb backstop
+    becomes ``bomb``, a MemoryError stays one (the CLI reports it), anything
+    else from a malformed file is "not a readable image".
+    """
+    try:
+        yield
     except GczInputError:
         raise
     except Image.DecompressionBombError:
-        raise GczLimitError(f"{what}: image has more than twice the pixel limit") from None
+        raise bomb from None
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever a malformed image makes Pillow raise

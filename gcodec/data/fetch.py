@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
-from gcodec.data.packages import FetchError, download_archive, iter_archive_members
+from gcodec.data.packages import FetchError, Progress, download_archive, iter_archive_members
 from gcodec.data.sources import POOL_SOURCES, RESERVED_PACKAGES, SETS, Source
 from gcodec.errors import GczInputError
 
@@ -40,8 +40,6 @@ __all__ = [
     "summarize",
     "write_index",
 ]
-
-Progress = Callable[[str], None]
 
 #: The training pool's sources (kept under this name for callers of gcz <= 0.8).
 SOURCES = POOL_SOURCES

@@ -62,11 +62,10 @@ def find_archive(cache: Path, registry: str, package: str, version: str | None,
     if registry == "npm":
         path = cache / f"{package.lstrip('@').replace('/', '-')}-{version}.tgz"
         return path if path.is_file() else None
-    stem = re.sub(r"[-_.]+", "_", package).lower()
+    head = f"{re.sub(r'[-_.]+', '_', package).lower()}_{version}"
+    kinds = {"wheel": (".whl",), "sdist": (".gz", ".zip")}.get(archive or "", (".whl", ".gz", ".zip"))
     for path in sorted(cache.iterdir()):
         name = re.sub(r"[-_]+", "_", path.name.lower())
-        head = f"{stem}_{version}"
-        kinds = {"wheel": (".whl",), "sdist": (".gz", ".zip")}.get(archive or "", (".whl", ".gz", ".zip"))
         if name.startswith(head) and name[len(head):len(head) + 1] in ("_", ".") and path.suffix in kinds:
             return path
     return None
@@ -77,8 +76,7 @@ def _download_command(registry: str, package: str, version: str | None, cache: P
     if registry == "debian":
         require_tool("apt-get")
         return ["apt-get", "download", package]
-    spec_sep = "==" if registry == "pypi" else "@"
-    spec = f"{package}{spec_sep}{version}" if version else package
+    spec = f"{package}{'==' if registry == 'pypi' else '@'}{version}"  # pinned: download_archive checks
     if registry == "pypi":
         kind = {"wheel": ["--only-binary", ":all:"], "sdist": ["--no-binary", ":all:"]}.get(archive or "", [])
         return [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "--quiet", *kind,
@@ -170,7 +168,3 @@ def iter_archive_members(archive: Path, wanted: Iterable[str]) -> Iterator[tuple
     if remaining:
         raise FetchError(f"{archive.name} lacks {sorted(remaining)[0]} (and {len(remaining) - 1} more)")
 
-
-def iter_deb_members(deb: Path, wanted: Iterable[str]) -> Iterator[tuple[str, bytes]]:
-    """Stream ``(path, bytes)`` for the wanted regular files of a .deb (see :func:`iter_archive_members`)."""
-    return iter_archive_members(deb, wanted)

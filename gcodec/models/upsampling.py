@@ -12,8 +12,8 @@ Nyquist frequency, so a smooth feature map cannot come out as a grid.
 :func:`resize_kernel_from_transposed` carries a trained transposed kernel over:
 it picks the 3x3 kernel whose output is closest in the mean-square sense to the
 transposed convolution's for white-noise input, with the mean response to a
-constant input matched exactly, so converted weights start near the old
-function and fine-tuning only has to remove the grid.
+constant input matched exactly.  Training starts from there and then fits each
+layer to G's real feature maps (:mod:`gcodec.train.upsample_fit`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import UPSAMPLINGS
-
 
 
 class ResizeConv2d(nn.Conv2d):

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import GczInputError
+from ..imageio import pillow_errors
 
 
 def load_label_image(source: str | Path | bytes, width: int, height: int, classes: int) -> np.ndarray:
@@ -27,7 +28,8 @@ def load_label_image(source: str | Path | bytes, width: int, height: int, classe
             source = read_input(str(source), "image")
         except GczInputError as exc:
             raise GczInputError(f"--labels: {exc}") from None
-    try:
+    bomb = GczInputError(f"--labels: the label map has far more pixels than the image {width}x{height}")
+    with pillow_errors("--labels", bomb):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's bomb warning: the size is checked just below
             img = Image.open(io.BytesIO(source))
@@ -40,14 +42,6 @@ def load_label_image(source: str | Path | bytes, width: int, height: int, classe
                                     "(one integer class per pixel)")
             img.load()
             arr = np.asarray(img.convert("I") if mode not in ("L", "P", "I", "I;16") else img)
-    except GczInputError:
-        raise
-    except Image.DecompressionBombError:
-        raise GczInputError(f"--labels: the label map has far more pixels than the image {width}x{height}") from None
-    except MemoryError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever a malformed image makes Pillow raise
-        raise GczInputError(f"--labels: not a readable image ({type(exc).__name__}: {exc})") from None
     if arr.ndim != 2:
         raise GczInputError("--labels: label maps are single-channel (one integer class per pixel)")
     low, high = int(arr.min()), int(arr.max())

@@ -32,6 +32,7 @@ from ..models.config import ArchConfig, named_config
 from ..models.discriminator import MultiScaleDiscriminator
 from ..models.gc import GCModel
 from ..models.layers import set_fixed_norm
+from ..models.upsampling import convert_generator_state, transposed_weight_keys
 from . import losses
 from .compact import is_compact, load_checkpoint, save_compact
 from .data import CropSampler, load_dataset
@@ -90,7 +91,7 @@ class TrainConfig:
     compact: bool = True              # also write OUT_DIR/compact/ (fp16/bf16 parts <= 15 MiB) at each checkpoint
     ema: float = 0.0                  # decay per step of a moving average of E/G's weights (0: none); published
     upsample: str = "transposed"      # G's upsampling: transposed (paper) or resize (no checkerboard)
-    lambda_grid: float = 0.0          # penalty on grid energy above the original's (losses.grid_excess)
+    lambda_grid: float = 0.0          # penalty on grid energy above the original's (gcodec.grid.grid_excess)
 
     def arch_config(self) -> ArchConfig:
         """The architecture this run trains."""
@@ -182,8 +183,8 @@ class Trainer:
         self.ema_updates = 0  # steps averaged into ema_model
         self.ddp_model: nn.Module = self.model
         self.ddp_disc: nn.Module = self.disc
-        #: (architecture, weights) of a warm start whose G upsamples another way (see _carry_upsampling)
-        self._upsampling_source: tuple[ArchConfig, dict[str, torch.Tensor]] | None = None
+        #: the warm start, when its G upsamples with transposed convolutions and this run's with resize
+        self._upsampling_source: GCModel | None = None
         ema_state = self._resume_or_init()
         if cfg.ema:
             self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
@@ -200,7 +201,8 @@ class Trainer:
             attach_auto_labels(samples, self.codebook)
         self.sampler = CropSampler(samples, cfg.crop, seed=cfg.seed * 1000 + self.rank + self.iteration)
         if self._upsampling_source is not None:
-            self._carry_upsampling(*self._upsampling_source)
+            self._carry_upsampling(self._upsampling_source)
+            self._upsampling_source = None  # only needed for the fit
         self.status(f"rank {self.rank}/{self.world}: {len(samples)} training images, "
                     f"arch {cfg.arch} C={cfg.channels}, starting at iteration {self.iteration}")
 
@@ -254,27 +256,35 @@ class Trainer:
             return state.get("model_ema")
         if self.cfg.init_from:
             state = self._init_state(self.cfg.init_from)
-            if self.arch.selective and not ArchConfig.from_dict(state.get("arch") or {}).selective:
-                from ..models.sc import warm_start_from_gc
-                warm_start_from_gc(self.model, state["model"])
-            else:
-                warm_start(self.model, state["model"])
+            weights = state["model"]
             source_arch = ArchConfig.from_dict(state["arch"]) if state.get("arch") else None
             if source_arch is not None and source_arch.upsample != self.arch.upsample:
-                self._upsampling_source = (source_arch, state["model"])
+                # the transposed kernels become resize kernels of the right shape (fitted on photos once
+                # the sampler is up, _carry_upsampling), so warm_start copies every tensor whole
+                self._upsampling_source = self._transposed_source(source_arch, weights)
+                weights = convert_generator_state(weights, transposed_weight_keys(self._upsampling_source))
+            if self.arch.selective and not (source_arch or ArchConfig()).selective:
+                from ..models.sc import warm_start_from_gc
+                warm_start_from_gc(self.model, weights)
+            else:
+                warm_start(self.model, weights)
             if "disc" in state and state.get("config", {}).get("disc", "patch") == self.cfg.disc:
                 self.disc.load_state_dict(state["disc"], strict=False)
             self.status(f"warm start from {self.cfg.init_from}")
         return None
 
-    def _carry_upsampling(self, source_arch: ArchConfig, source_state: dict[str, torch.Tensor]) -> None:
-        """Fit the resize upsampling of G to the warm start's transposed one on crops of the training photos."""
-        from .upsample_fit import FIT_CROPS, fit_resize_upsampling
+    def _transposed_source(self, source_arch: ArchConfig, weights: dict[str, torch.Tensor]) -> GCModel:
+        """The warm start as a model (transposed upsampling), when this run's G upsamples with resize."""
         if source_arch.upsample != "transposed" or self.arch.upsample != "resize" or self.arch.selective:
             raise GczInputError(f"--init-from upsamples with {source_arch.upsample}: only transposed -> resize "
                                 f"GC generators can be carried over")
-        old = GCModel(dataclasses.replace(self.arch, upsample="transposed")).to(self.device).eval()
-        old.load_state_dict(source_state)
+        old = GCModel(source_arch).to(self.device).eval()
+        old.load_state_dict(weights)
+        return old
+
+    def _carry_upsampling(self, old: GCModel) -> None:
+        """Fit the resize upsampling of G to the warm start's transposed one on crops of the training photos."""
+        from .upsample_fit import FIT_CROPS, fit_resize_upsampling
         x, _ = self.sampler.batch(FIT_CROPS)
         with torch.no_grad():
             latents = [old.quantizer(old.encoder(x[i:i + 1].to(self.device))) for i in range(FIT_CROPS)]

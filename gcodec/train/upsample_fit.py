@@ -39,6 +39,30 @@ def _patches(x: torch.Tensor) -> torch.Tensor:
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
+def _sampled_rows(inputs: list[torch.Tensor], targets: list[torch.Tensor],
+                  gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The regression's rows: (patches with a constant column, targets) at up to FIT_POSITIONS outputs.
+
+    The rows are drawn over all crops' outputs together (a random subset when
+    there are more than FIT_POSITIONS) but each crop's patches are built on
+    their own, so memory stays that of one crop's patches plus the sample.
+    """
+    counts = [4 * x.shape[0] * x.shape[2] * x.shape[3] for x in inputs]
+    total = sum(counts)
+    rows = torch.randperm(total, generator=gen)[:FIT_POSITIONS] if total > FIT_POSITIONS else torch.arange(total)
+    rows = rows.to(inputs[0].device)
+    design = inputs[0].new_ones(len(rows), inputs[0].shape[1] * 9 + 1)
+    target = targets[0].new_empty(len(rows), targets[0].shape[1])
+    start = 0
+    for x, t, count in zip(inputs, targets, counts):
+        take = (rows >= start) & (rows < start + count)
+        local = rows[take] - start
+        design[take, :-1] = _patches(x)[local]
+        target[take] = t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])[local]
+        start += count
+    return design, target
+
+
 def _set_identity(norm: nn.Module) -> None:
     """Make an affine layer (or a switchable norm's affine part) the identity."""
     norm.weight.fill_(1.0)
@@ -67,12 +91,7 @@ def fit_resize_upsampling(old: nn.Module, new: nn.Module, latents: Iterable[torc
         # the target is the old block before its ReLU (convolution and affine); the new block's
         # convolution takes both over (its bias fitted too) and its affine becomes the identity
         targets = [old_block[1](old_block[0](x)) for x in old_in]
-        patches = torch.cat([_patches(x) for x in new_in])
-        design = torch.cat([patches, torch.ones(patches.shape[0], 1)], 1)
-        target = torch.cat([t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]) for t in targets])
-        if design.shape[0] > FIT_POSITIONS:
-            rows = torch.randperm(design.shape[0], generator=gen)[:FIT_POSITIONS]
-            design, target = design[rows], target[rows]
+        design, target = _sampled_rows(new_in, targets, gen)
         a, b = design.double(), target.double()
         gram = a.T @ a
         gram += torch.eye(gram.shape[0], dtype=gram.dtype) * RIDGE * gram.diagonal().mean()
@@ -82,6 +101,6 @@ def fit_resize_upsampling(old: nn.Module, new: nn.Module, latents: Iterable[torc
         conv.weight.copy_(solution[:-1].T.reshape(conv.weight.shape).to(conv.weight.dtype))
         conv.bias.copy_(solution[-1].to(conv.bias.dtype))
         _set_identity(new_block[1])
-        old_in = [old_block(x) for x in old_in]
+        old_in = [old_block[2](t) for t in targets]  # the old block's output: its ReLU of the target
         new_in = [new_block(x) for x in new_in]
     return residuals
