@@ -16,10 +16,11 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	# setuptools >= 77 builds the wheel offline (tests/test_wheel.py: pip wheel --no-build-isolation)
+	$(BIN)/pip install -q --upgrade pip "setuptools>=77"
 	# the CPU wheel of torch 2.13.0 (any other torch pulls gigabytes of CUDA)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[train,eval,test]"
+	$(BIN)/pip install -q -e ".[train,eval,test,batch]"
 	touch $(STAMP)
 
 demo: setup
@@ -44,7 +45,7 @@ data: setup
 ood: setup
 	$(BIN)/gcz data fetch --set ood
 
-# the shipped recipe (see README, Training): stage 1 rate-distortion (E and G, MSE only),
+# the shipped recipe (see docs/training.md): stage 1 rate-distortion (E and G, MSE only),
 # then stage 2 adversarial fine-tuning of G with E frozen, in a copy of the run folder.
 # Rerunning a stage resumes it; STAGE1_MINUTES / STAGE2_MINUTES bound each call.
 C ?= 4
@@ -84,12 +85,12 @@ train-v3: data
 	  --lambda-perceptual 0.1 --freeze-encoder --init-from gcz-c$(C)-v2 --upsample resize --lambda-grid 1 \
 	  --stage1-iters 1500 --iterations 1000000 --max-minutes $(V3_MINUTES) --threads 2 --channels-last --ema 0.999
 
-# The GPU recipe (README, "Training on GPU bursts"): the shipped cpu architecture, batch 32 of 256 px
+# The GPU recipe (docs/training.md, "Training on GPU bursts"): the shipped cpu architecture, batch 32 of 256 px
 # crops, bf16, the full GC objective, warm-started from the shipped model. Each call trains for
 # GPU_MINUTES and leaves runs/gpu-c$(C)/compact/ (fp16 weights, 8-bit Adam moments, parts <= 15 MiB,
 # 49 MiB for C=4 with --ema): copy that folder into runs/gpu-c$(C)/ on any machine and the next call resumes.
 # The recipe is tools/gpu_burst.sh; on a lent machine run that script itself with .gpu-kit carried
-# (gpu-kit, device-slim and gpu-return below; README, "Training on GPU bursts").
+# (gpu-kit, device-slim and gpu-return below; docs/training.md).
 GPU_MINUTES ?= 8
 GPU_DATA ?= data/gpu-pool
 GPU_DISC ?= projected
@@ -122,7 +123,7 @@ gpu-return:
 	rm -rf runs/gpu-c$(C)/compact runs/gpu-c$(C)/checkpoint.pt && mv runs/gpu-c$(C)/compact.new runs/gpu-c$(C)/compact
 	tar -C runs/gpu-c$(C) -xf $(FROM)/burst.tar
 
-# The decoder's knobs (README, "Steering the decoder"); rerunning a target resumes its run.
+# The decoder's knobs (docs/decoder-knobs.md); rerunning a target resumes its run.
 # A realism head (EGIC ORP) for the shipped gcz-c$(C), E and G frozen, then shipped beside it:
 KNOB_MINUTES ?= 25
 train-realism: data

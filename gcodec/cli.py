@@ -18,14 +18,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .version import __version__
-from .cli_common import (fail, interrupt_code, interrupt_message, stderr_console, terminating_signals,
-                         usage_line, user_errors, user_errors_record)
+from .cli_common import (encode_options, fail, interrupt_code, interrupt_message, stderr_console,
+                         terminating_signals, usage_line, user_errors, user_errors_record)
 from .errors import GczError, GczInputError
-from .refine import DEFAULT_STEPS as DEFAULT_REFINE_STEPS
-from .refine import ENV_VAR as REFINE_ENV_VAR
-from .refine import MAX_STEPS as MAX_REFINE_STEPS
 from .refine import reporting as refine_reporting
-from .refine import steps_in_force as refine_steps_in_force
 
 if TYPE_CHECKING:
     from .selective import Selection
@@ -77,8 +73,10 @@ class Job:
     force: bool = False
 
 
-def plan_jobs(inputs: tuple[str, ...], output: str | None, suffix: str, force: bool) -> list[Job]:
-    """Resolve every input's target and check all targets before any work starts."""
+def plan_jobs(inputs: tuple[str, ...], output: str | None, suffix: str, force: bool,
+              skip_existing: bool = False) -> list[Job]:
+    """Resolve every input's target and check all targets before any work starts; with ``skip_existing``,
+    inputs whose output file exists already are left out (a rerun of a batch that was stopped)."""
     many = len(inputs) > 1
     if inputs.count(STDIO) > 1:
         raise GczInputError("stdin ('-') can be given only once")
@@ -86,36 +84,52 @@ def plan_jobs(inputs: tuple[str, ...], output: str | None, suffix: str, force: b
         raise GczInputError("-o - (stdout) takes a single input")
     if many and output is not None and not Path(output).is_dir():
         raise GczInputError(f"with several inputs, -o must be an existing directory: {output}")
+    if skip_existing and force:
+        raise GczInputError("--skip-existing and --force contradict each other")
     jobs = [Job(i, output_path(i, output, suffix, many), force) for i in inputs]
     targets = [j.target for j in jobs if j.target != STDIO]
     if len(set(targets)) != len(targets):
         raise GczInputError("several inputs would write the same output file")
+    if skip_existing:
+        kept = [j for j in jobs if j.target == STDIO or not Path(j.target).is_file()]
+        if len(kept) < len(jobs):
+            sys.stderr.write(f"gcz: {len(jobs) - len(kept)} of {len(jobs)} outputs exist already: skipped\n")
+        jobs = kept
     for job in jobs:
         check_writable(job.target, force)
     return jobs
 
 
-def run_jobs(jobs: list[Job], work: Callable[[Job], dict[str, Any]], as_json: bool, title: str) -> None:
-    """Run jobs with a progress bar (several inputs), a summary table or JSON lines; exit 1 on any failure."""
-    records: list[dict[str, Any]] = []
+def run_jobs(jobs: list[Job], work: Callable[[Job], dict[str, Any]], as_json: bool, title: str,
+             workers: int = 1) -> None:
+    """Run jobs with a progress bar (several inputs), a summary table or JSON lines; exit 1 on any failure.
+
+    ``workers`` > 1 runs them in that many processes (:mod:`gcodec.batch`); JSON lines then come in the
+    order the files finish, the table in input order."""
+    by_input: dict[int, dict[str, Any]] = {}
     failures = 0
+    order = {id(job): i for i, job in enumerate(jobs)}
+    if workers > 1 and len(jobs) > 1:
+        from .batch import run_parallel
+        results: Iterator[tuple[Job, dict[str, Any] | None, str | None]] = run_parallel(
+            jobs, work, min(workers, len(jobs)))
+    else:
+        results = (_run_here(job, work) for job in jobs)
     with _progress(title, len(jobs)) as advance:
-        for job in jobs:
-            try:
-                with user_errors_record() as caught:
-                    record = work(job)
-                    records.append(record)
-                    if as_json:
-                        click.echo(json.dumps(record))
-            finally:
-                advance()
-            if caught.message:
-                failures += 1
-                if not caught.message.startswith(job.source):
-                    caught.message = f"{job.source}: {caught.message}"
-                sys.stderr.write(f"gcz: error: {caught.message}\n")
+        for job, record, message in results:
+            advance()
+            if record is not None:
+                by_input[order[id(job)]] = record
                 if as_json:
-                    click.echo(json.dumps({"input": job.source, "error": caught.message}))
+                    click.echo(json.dumps(record))
+                continue
+            failures += 1
+            if not message.startswith(job.source):
+                message = f"{job.source}: {message}"
+            sys.stderr.write(f"gcz: error: {message}\n")
+            if as_json:
+                click.echo(json.dumps({"input": job.source, "error": message}))
+    records = [by_input[i] for i in sorted(by_input)]
     if len(jobs) > 1 and not as_json and records:
         from rich.table import Table
 
@@ -129,6 +143,13 @@ def run_jobs(jobs: list[Job], work: Callable[[Job], dict[str, Any]], as_json: bo
         stderr_console().print(table)
     if failures:
         sys.exit(1)
+
+
+def _run_here(job: Job, work: Callable[[Job], dict[str, Any]]) -> tuple[Job, dict[str, Any] | None, str | None]:
+    """``work(job)`` in this process: (job, record, None), or (job, None, its one-line error)."""
+    with user_errors_record() as caught:
+        return job, work(job), None
+    return job, None, caught.message
 
 
 @contextmanager
@@ -176,6 +197,7 @@ class LazyGroup(click.Group):
                      "prefs": "eval.cli:prefs_command",
                      "train": "train.cli:train_command", "publish": "train.cli:publish",
                      "train-realism": "train.cli:train_realism_command",
+                     "train-encoder": "train.cli:train_encoder_command",
                      "train-sampler": "train.cli:train_sampler_command",
                      "train-bench": "train.cli:train_bench_command",
                      "gpu-kit": "train.cli:gpu_kit_command",
@@ -251,6 +273,14 @@ def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
                         show_default=True, help="auto: ONNX Runtime when installed (fast start), else PyTorch.")(command)
 
 
+def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--jobs`` and ``--skip-existing``, shared by compress and decompress (:mod:`gcodec.batch`)."""
+    command = click.option("--skip-existing", is_flag=True,
+                           help="Leave out inputs whose output exists (rerun a stopped batch).")(command)
+    return click.option("-j", "--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
+                        help="Worker processes for several inputs, each with its share of the CPU threads.")(command)
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file, directory, or - for stdout.")
@@ -270,22 +300,16 @@ def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Your own label map (one class id per pixel) instead of the automatic one.")
 @click.option("--label-cell", type=click.Choice(["1", "2", "4", "8", "16"]), default="8", show_default=True,
               help="Label-map cell side in pixels: finer boundaries cost more bytes.")
-@click.option("--colour/--no-colour", "colour", default=True, show_default=True,
-              help="Store a low-frequency colour correction where it pays for its bytes (one extra decode).")
-@click.option("--context/--no-context", "context", default=True, show_default=True,
-              help="Code the latent with context-adaptive models where that is smaller (about a fifth fewer "
-                   "bytes, the same image); --no-context writes files that gcz before 0.8 can read.")
-@click.option("--refine", "refine_steps", type=click.IntRange(0, MAX_REFINE_STEPS), default=None, metavar="STEPS",
-              help="Refine the latent by STEPS gradient steps through the decoder (PyTorch): closer to the photo, "
-                   "about 0.8 s per step at 768x512 on two cores; 0 turns it off (fast encodes) "
-                   f"[default: ${REFINE_ENV_VAR} or {DEFAULT_REFINE_STEPS}; selective files: 0].")
+@encode_options
 @runtime_options
+@batch_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, model: str | None,
              realism: float | None, boxes: tuple[str, ...], mask_path: str | None, preserve: str | None,
              synthesize: str | None, labels_path: str | None, label_cell: str, colour: bool, context: bool,
-             refine_steps: int | None, backend: str, device: str, max_pixels: int | None, force: bool, as_json: bool) -> None:
+             effort: int | None, refine_steps: int | None, backend: str, device: str, max_pixels: int | None,
+             jobs: int, skip_existing: bool, force: bool, as_json: bool) -> None:
     """Compress images to .gcz files.
 
     With --preserve-box, --preserve-mask, --preserve or --synthesize the file is
@@ -296,6 +320,7 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
     from . import realism as realism_mod
     from .codec import compress_loaded, resolve_model
     from .imageio import load_image
+    from .profile import EncodeProfile
 
     with user_errors():
         if as_json and output == STDIO:
@@ -304,19 +329,21 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
         if selection is None and labels_path is not None:
             raise GczInputError("--labels needs a selection: --preserve-box, --preserve-mask, --preserve "
                                 "or --synthesize")
-        if selection is not None and refine_steps:
-            raise GczInputError("--refine works on plain files only, not with a selection of what to preserve")
-        if selection is None:
-            refine_steps = refine_steps_in_force(refine_steps)
+        if selection is not None and (refine_steps or effort is not None):
+            raise GczInputError(f"--{'refine' if refine_steps else 'effort'} works on plain files only, "
+                                "not with a selection of what to preserve")
         entry = resolve_model(channels, model, selective=selection is not None)
         if realism is not None:
             realism_mod.to_steps(entry, realism)  # refuse a bad value before any input is read
         if selection is None:
             backend, device = backends.choose(entry, backend, device)
+            profile = EncodeProfile(realism=realism, colour=colour, context=context, effort=effort,
+                                    refine_steps=refine_steps, device=device, backend=backend).resolved()
+            search = profile.search()
         elif labels_path is not None:
             from .files import check_input_file
             check_input_file(Path(labels_path), "image", f"--labels: {labels_path}")
-        jobs = plan_jobs(inputs, output, ".gcz", force)
+        planned = plan_jobs(inputs, output, ".gcz", force, skip_existing)
 
     def work(job: Job) -> dict[str, Any]:
         image = load_image(read_input(job.source), max_pixels, name="stdin" if job.source == STDIO else job.source)
@@ -324,8 +351,8 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
             sys.stderr.write(f"gcz: warning: {job.source}: {note}\n")
         t0 = time.perf_counter()
         if selection is None:
-            with _refine_bar(bool(refine_steps) and len(jobs) == 1):
-                data = compress_loaded(image, entry, device, backend, realism, colour, refine_steps, context)
+            with _refine_bar(bool(search.steps) and len(planned) == 1):
+                data = compress_loaded(image, entry, profile)
         else:
             from .selective import compress_image
             data = compress_image(image, entry, selection, labels_path, int(label_cell), device, context,
@@ -337,7 +364,9 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
                   "model": entry.name, "seconds": round(seconds, 3)}
         from . import container
         if selection is None:
-            record["refine_steps"] = refine_steps
+            record["refine_steps"] = search.steps
+            record["encoder"] = "amortised" if search.amortised and "encoder" in entry.heads else "model"
+            record["profile"] = profile.describe()
             record["colour_bytes"] = sum(len(s.body) for s in container.read_sections(data)
                                          if s.type == container.SEC_COLOUR)
         else:
@@ -349,7 +378,7 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
         return record
 
     with user_errors():
-        run_jobs(jobs, work, as_json, "compress")
+        run_jobs(planned, work, as_json, "compress", jobs)
 
 
 @main.command()
@@ -363,11 +392,12 @@ def compress(inputs: tuple[str, ...], output: str | None, channels: int | None, 
 @click.option("--colour/--no-colour", "colour", default=True, show_default=True,
               help="Apply the file's colour correction, if it has one (--no-colour: the generator's raw output).")
 @runtime_options
+@batch_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, seed: int | None,
-               realism: float | None, colour: bool, backend: str, device: str, max_pixels: int | None, force: bool,
-               as_json: bool) -> None:
+               realism: float | None, colour: bool, backend: str, device: str, max_pixels: int | None,
+               jobs: int, skip_existing: bool, force: bool, as_json: bool) -> None:
     """Decompress .gcz files to images."""
     from . import noise
     from . import realism as realism_mod
@@ -385,7 +415,7 @@ def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, see
             fmt = suffix if suffix in SAVE_FORMATS else "png"
         if fmt.lower() not in SAVE_FORMATS:
             raise GczInputError(f"unknown output format {fmt!r}; use one of {', '.join(SAVE_FORMATS)}")
-        jobs = plan_jobs(inputs, output, "." + fmt.lower(), force)
+        planned = plan_jobs(inputs, output, "." + fmt.lower(), force, skip_existing)
 
     def work(job: Job) -> dict[str, Any]:
         data = read_input(job.source, "gcz")
@@ -400,7 +430,7 @@ def decompress(inputs: tuple[str, ...], output: str | None, fmt: str | None, see
                 "seconds": round(seconds, 3)}
 
     with user_errors():
-        run_jobs(jobs, work, as_json, "decompress")
+        run_jobs(planned, work, as_json, "decompress", jobs)
 
 
 def _is_stochastic(data: bytes) -> bool:
@@ -436,6 +466,10 @@ def sample(count: int, out_dir: str, channels: int | None, model: str | None, se
 
     with user_errors():
         entry = resolve_model(channels, model)
+        if model is None and not uniform and not entry.has_sampler:
+            entry = sampling.model_with_sampler(entry)
+            stderr_console().print(f"note: the default model has no trained latent sampler: sampling with "
+                                   f"{entry.name}", markup=False)
         width, height = sampling.parse_size(size)
         folder = Path(out_dir)
         if folder.exists() and not folder.is_dir():
@@ -452,6 +486,64 @@ def sample(count: int, out_dir: str, channels: int | None, model: str | None, se
                 write_output(target, encode_image(to_pil(pixels), "png"), force)
                 advance()
         stderr_console().print(f"{count} images in {out_dir}", markup=False)
+
+
+@main.command("batch")
+@click.argument("source")
+@click.argument("destination")
+@click.option("--decompress", "decompress", is_flag=True, help="Decode the .gcz files under SOURCE instead.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="A Dask scheduler (tcp://host:8786); without it a local cluster of --workers processes.")
+@click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True,
+              help="Worker processes of the local cluster (one thread each).")
+@click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True,
+              help="Times a task is rerun after its worker died.")
+@click.option("-c", "--channels", type=int, default=None, help="Latent channels: 2, 4 (default) or 8.")
+@click.option("-m", "--model", help="Model name (see 'gcz models'); overrides --channels' default.")
+@click.option("--realism", type=float, default=None, help="Default realism to store in each file.")
+@encode_options
+@click.option("--format", "fmt", default="png", show_default=True, help="Image format of --decompress outputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file as it finishes.")
+def batch(source: str, destination: str, decompress: bool, scheduler: str | None, workers: int, retries: int,
+          channels: int | None, model: str | None, realism: float | None, colour: bool, context: bool,
+          effort: int | None, refine_steps: int | None, fmt: str, as_json: bool) -> None:
+    """Compress a directory tree or a list of paths across a Dask cluster (resumable, see gcodec.cluster)."""
+    from . import cluster
+    from .codec import resolve_model
+    from .imageio import SAVE_FORMATS
+    from .profile import EncodeProfile
+
+    with user_errors():
+        if fmt.lower() not in SAVE_FORMATS:
+            raise GczInputError(f"unknown output format {fmt!r}; use one of {', '.join(SAVE_FORMATS)}")
+        if not decompress:
+            resolve_model(channels, model)  # refuse a bad model before the cluster starts
+            EncodeProfile(realism=realism, colour=colour, context=context, effort=effort, refine_steps=refine_steps)
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise GczInputError("gcz batch needs Dask distributed: pip install 'gcz[batch]'") from None
+        tasks = cluster.plan(Path(source), Path(destination), decompress, fmt.lower())
+        manifest = Path(destination) / cluster.MANIFEST_NAME
+        todo = cluster.pending(tasks, manifest)
+        options = {"format": fmt.lower()} if decompress else {"encode": {
+            "channels": channels, "model": model, "realism": realism, "colour": colour, "context": context,
+            "effort": effort, "refine_steps": refine_steps, "device": "cpu"}}
+        stderr_console().print(f"{len(tasks)} inputs, {len(tasks) - len(todo)} done already", markup=False)
+        local = None
+        if scheduler is None:
+            local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        try:
+            with Client(scheduler or local) as client:
+                counts = cluster.run_batch(todo, client, manifest, decompress, options, retries,
+                                           (lambda r: click.echo(json.dumps(r))) if as_json else None)
+        finally:
+            if local is not None:
+                local.close()
+        stderr_console().print(f"{counts['done']} done, {counts['failed']} failed, {counts['lost']} lost; "
+                               f"records in {manifest}", markup=False)
+        if counts["failed"] or counts["lost"]:
+            sys.exit(1)
 
 
 def selection_from_options(boxes: tuple[str, ...], mask_path: str | None, preserve: str | None,

@@ -151,3 +151,26 @@ def resolve_device(device: str) -> str:
     from .backends import torch_device
 
     return torch_device(device)
+
+
+def encode_options(command: Any) -> Any:
+    """The encode options that ``gcz compress`` and ``gcz eval`` share (one :class:`gcodec.profile.EncodeProfile`):
+    ``--effort``, ``--refine`` (expert), ``--colour/--no-colour`` and ``--context/--no-context``."""
+    from .effort import DEFAULT_EFFORT, ENV_VAR, LEVELS, MAX_EFFORT
+    from .refine import MAX_STEPS
+
+    levels = "; ".join(f"{i}: {s.describe()}" for i, s in enumerate(LEVELS))
+    command = click.option(
+        "--refine", "refine_steps", type=click.IntRange(0, MAX_STEPS), default=None, metavar="STEPS",
+        help="Expert: refine the model's own encoder's latent by STEPS gradient steps through the decoder "
+             "(gcz 0.8's encode, the same bytes; overrides --effort; 0: that encoder alone).")(command)
+    command = click.option(
+        "--effort", type=click.IntRange(0, MAX_EFFORT), default=None, metavar="0..%d" % MAX_EFFORT,
+        help=f"How hard the encoder searches ({levels}) [default: ${ENV_VAR} or {DEFAULT_EFFORT}].")(command)
+    command = click.option(
+        "--context/--no-context", "context", default=True, show_default=True,
+        help="Code the latent with context-adaptive models where that is smaller (about a fifth fewer "
+             "bytes, the same image); --no-context writes files that gcz before 0.8 can read.")(command)
+    return click.option(
+        "--colour/--no-colour", "colour", default=True, show_default=True,
+        help="Store a low-frequency colour correction where it pays for its bytes (one extra decode).")(command)

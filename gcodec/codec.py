@@ -19,8 +19,10 @@ from . import realism as realism_mod
 from . import refine as refine_mod
 from .errors import GczInputError
 from .imageio import ImageLike, LoadedImage, load_image, pad_image, to_pil
+from .profile import EncodeProfile
 
 if TYPE_CHECKING:
+    from .effort import Search
     from .selective.selection import Selection
 
 #: Smallest padded side: the networks' reflection padding needs a latent of at least 2x2.
@@ -52,55 +54,56 @@ def resolve_model(channels: int | None, model: str | None, selective: bool = Fal
     return entry
 
 
-def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, device: str = "auto",
-                    backend: str = "auto", realism: float | None = None, colour: bool = True,
-                    refine_steps: int | None = None, context: bool = True) -> bytes:
-    """Compress an already loaded RGB image with the given model entry.
+def compress_loaded(image: LoadedImage, entry: zoo.ModelEntry, profile: EncodeProfile = EncodeProfile()) -> bytes:
+    """Compress an already loaded RGB image with the given model entry, as ``profile`` says.
 
-    ``backend`` / ``device`` choose where the encoder runs (:func:`gcodec.backends.choose`);
-    ``realism`` is stored as the file's default (:mod:`gcodec.realism`), None stores nothing.
-    ``colour`` lets the encoder decode its own file and add a COLOUR correction where it is
+    ``profile.backend`` / ``profile.device`` choose where the networks run (:func:`gcodec.backends.choose`);
+    ``profile.realism`` is stored as the file's default (:mod:`gcodec.realism`), None stores nothing.
+    ``profile.colour`` lets the encoder decode its own file and add a COLOUR correction where it is
     worth its bytes (:mod:`gcodec.colour`); False skips that decode (faster, no correction).
-    ``refine_steps`` > 0 refines the symbols by gradient descent through the decoder
-    (:mod:`gcodec.refine`, on PyTorch): slower to encode, closer to the photo; None takes
-    :func:`gcodec.refine.steps_in_force` (``$GCZ_REFINE_STEPS``, else 30); 0 turns it off.
-    ``context`` codes the symbols with context-adaptive models where that is smaller
+    The symbols come from the search of ``profile.search()`` (:mod:`gcodec.effort`): the model's
+    amortised encoder where the level asks for it and the model ships one, then refinement steps by
+    gradient descent through the decoder (:mod:`gcodec.refine`, on PyTorch).
+    ``profile.context`` codes the symbols with context-adaptive models where that is smaller
     (:mod:`gcodec.payload`); False writes the static code that gcz before 0.8 reads.
     """
     from . import backends, tiling
 
-    refine_steps = refine_mod.steps_in_force(refine_steps)
-    stored = None if realism is None else realism_mod.to_steps(entry, realism)
-    net = backends.load(entry, backend, device)
+    search = profile.search()
+    stored = None if profile.realism is None else realism_mod.to_steps(entry, profile.realism)
+    net = backends.load(entry, profile.backend, profile.device)
     padded = pad_image(image.pixels, tiling.SCALE, MIN_PADDED_SIDE)
-    if refine_steps:
-        symbols = _refined(entry, padded, image, refine_steps, realism_mod.resolve(entry, stored, None),
-                           net.device, context)
+    amortised = search.amortised and "encoder" in entry.heads
+    if search.steps or amortised:
+        symbols = _refined(entry, padded, image, search, amortised,
+                           realism_mod.resolve(entry, stored, None), net.device, profile.context)
     else:
         symbols = tiling.encode(net.encode, padded, None if net.tileable else math.inf)
-    code = payload_mod.code_latent(symbols, entry.arch.levels, use_context=context)
+    code = payload_mod.code_latent(symbols, entry.arch.levels, use_context=profile.context)
     gcz = container.GczFile(
         width=image.width, height=image.height, model_name=entry.name, model_hash=entry.hash_prefix,
         channels=entry.arch.latent_channels, levels=entry.arch.levels, downsampling=tiling.SCALE,
         tables=code.tables, payload=code.payload, realism=stored, context_prior=code.context_prior)
     data = container.write(gcz)
-    if not colour:
+    if not profile.colour:
         return data
     decoded = _synthesize(gcz, entry, net, symbols, realism_mod.resolve(entry, stored, None), noise.DEFAULT_SEED)
     gcz.colour = colour_mod.choose(image.pixels, decoded, len(data))
     return data if gcz.colour is None else container.write(gcz)
 
 
-def _refined(entry: zoo.ModelEntry, padded: np.ndarray, image: LoadedImage, steps: int, alpha: float,
-             device: str, context: bool) -> np.ndarray:
-    """:func:`gcodec.refine.refine_symbols` for ``entry`` on PyTorch, looking at the decode at ``alpha``
-    (with the default noise seed for a stochastic model), on ``device``; ``context``: the file will be
-    context coded where that is smaller, so the rate is estimated per context."""
+def _refined(entry: zoo.ModelEntry, padded: np.ndarray, image: LoadedImage, search: "Search", amortised: bool,
+             alpha: float, device: str, context: bool) -> np.ndarray:
+    """:func:`gcodec.refine.refine_symbols` for ``entry`` on PyTorch with ``search``'s steps and precision,
+    from its amortised encoder (its ``encoder`` head) if ``amortised`` else its own, looking at the decode at ``alpha`` (with the default
+    noise seed for a stochastic model), on ``device``; ``context``: the file will be context coded where
+    that is smaller, so the rate is estimated per context."""
     import torch
 
     from .backends.torch_net import TorchNetwork
 
     net = TorchNetwork.load(entry, device)
+    encoder = zoo.load_head(entry, "encoder", device) if amortised else None
     generate = None
     if alpha != realism_mod.FULL_REALISM:
         realism_net = refine_mod.fast_layout(net.realism_generator())
@@ -108,9 +111,10 @@ def _refined(entry: zoo.ModelEntry, padded: np.ndarray, image: LoadedImage, step
 
         def generate(latent: torch.Tensor) -> torch.Tensor:
             return realism_net(latent, a)
-    return refine_mod.refine_symbols(net.model, padded, image.height, image.width, steps, generate,
+    return refine_mod.refine_symbols(net.model, padded, image.height, image.width, search.steps, generate,
                                      noise.DEFAULT_SEED if entry.stochastic else None,
-                                     objective=refine_mod.objective_for(context))
+                                     objective=refine_mod.objective_for(context), encoder=encoder,
+                                     bf16=search.bf16)
 
 
 def _synthesize(gcz: container.GczFile, entry: zoo.ModelEntry, net: Any, symbols: np.ndarray,
@@ -127,7 +131,7 @@ def compress(image: ImageLike, channels: int | None = None, model: str | None = 
              backend: str = "auto", max_pixels: int | None = None, realism: float | None = None,
              selection: "Selection | None" = None, labels: ImageLike | None = None,
              label_cell: int = 8, colour: bool = True, refine_steps: int | None = None,
-             context: bool = True) -> bytes:
+             context: bool = True, effort: int | None = None) -> bytes:
     """Compress an image (path, bytes, PIL image or uint8 array) to ``.gcz`` bytes.
 
     With a non-empty ``selection`` the file is selectively compressed
@@ -148,8 +152,11 @@ def compress(image: ImageLike, channels: int | None = None, model: str | None = 
         label_cell: label-map cell side in pixels (1, 2, 4, 8 or 16).
         colour: add a low-frequency colour correction where it pays for its bytes
             (:mod:`gcodec.colour`; plain GC files only). Costs one decode at encode time.
-        refine_steps: gradient steps that refine the latent through the decoder (:mod:`gcodec.refine`;
-            plain GC files only; 0: the encoder's symbols as they are; None: ``$GCZ_REFINE_STEPS``, else 30).
+        refine_steps: the expert setting: gradient steps that refine the latent through the decoder from the
+            model's own encoder (:mod:`gcodec.refine`; plain GC files only; 0: that encoder's symbols as they
+            are; overrides ``effort``; gcz 0.8's encode).
+        effort: how hard the encoder searches, 0 (one pass of the amortised encoder) .. :data:`gcodec.effort.MAX_EFFORT`
+            (:mod:`gcodec.effort`; plain GC files only; None: ``$GCZ_EFFORT``, else the default level).
         context: code the symbols with context-adaptive models where that is smaller (:mod:`gcodec.context`,
             18 % smaller files, the same image); False writes files that gcz before 0.8 can read.
     """
@@ -157,9 +164,11 @@ def compress(image: ImageLike, channels: int | None = None, model: str | None = 
     if not selective and labels is not None:
         raise GczInputError("a label map is only used with a selection of what to preserve")
     entry = resolve_model(channels, model, selective)
+    profile = EncodeProfile(realism=realism, colour=colour, context=context, effort=effort,
+                            refine_steps=refine_steps, device=device, backend=backend)
     loaded = load_image(image, max_pixels)
     if not selective:
-        return compress_loaded(loaded, entry, device, backend, realism, colour, refine_steps, context)
+        return compress_loaded(loaded, entry, profile)
     if refine_steps:  # an explicit request (the default does not apply to selective files)
         refine_mod.check_steps(refine_steps)
         raise GczInputError("refinement works on plain files only, not with a selection of what to preserve")

@@ -115,7 +115,7 @@ def tables_for(symbols: np.ndarray, levels: int, precision: int) -> FrequencyTab
 
 
 def table_bits(channels: int, levels: int, precision: int) -> int:
-    """Bits the packed tables take in the file (format_spec.md section 4.3)."""
+    """Bits the packed tables take in the file (format_spec.md section 4)."""
     return channels * (levels - 1) * precision
 
 

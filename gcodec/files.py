@@ -38,14 +38,14 @@ def read_input(name: str, kind: str = "image", limit: int | None = None) -> byte
         stream = getattr(sys.stdin, "buffer", None)
         if stream is None:
             raise GczInputError("stdin is closed")
-        return _read_capped(stream.read, limit, "stdin")
+        return read_capped(stream.read, limit, "stdin")
     fd = _open_regular(name)
     try:
         size = os.fstat(fd).st_size
         if size > limit:
             raise GczInputError(f"{name}: {size} bytes exceed the input limit of {limit} bytes "
                                 f"(raise it with {limits.INPUT_BYTES_ENV_VAR})")
-        return _read_capped(lambda n: os.read(fd, n), limit, name)
+        return read_capped(lambda n: os.read(fd, n), limit, name)
     finally:
         os.close(fd)
 
@@ -73,7 +73,7 @@ def _open_regular(name: str) -> int:
     return fd
 
 
-def _read_capped(read, limit: int, name: str) -> bytes:  # noqa: ANN001 - any read(n) -> bytes
+def read_capped(read, limit: int, name: str) -> bytes:  # noqa: ANN001 - any read(n) -> bytes
     """Read until EOF, refusing the input once it passes ``limit`` bytes."""
     chunks, total = [], 0
     while True:

@@ -44,7 +44,7 @@ about as small::
   the channel's frequency alone, as the static tables of a ``--no-context``
   file do.  A symbol is also the context of its right and lower neighbours,
   so the gradient charges a change of symbol with what it costs there too
-  (:func:`_local_bits`): an isolated flip is expensive in a context code.
+  (:func:`local_bits`): an isolated flip is expensive in a context code.
 
 Gradients flow through the quantizer as in training (straight-through around
 the soft assignment, :meth:`gcodec.models.quantizer.Quantizer.straight_through`);
@@ -184,7 +184,8 @@ def check_steps(steps: int) -> int:
 
 def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, width: int, steps: int,
                    generate: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int | None = None,
-                   features: torch.nn.Module | None = None, objective: Objective = Objective()) -> np.ndarray:
+                   features: torch.nn.Module | None = None, objective: Objective = Objective(),
+                   encoder: torch.nn.Module | None = None, bf16: bool = False) -> np.ndarray:
     """Symbols (C, H/16, W/16) for a padded 8-bit image (H, W, 3), refined for ``steps`` steps.
 
     Args:
@@ -197,6 +198,10 @@ def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, widt
         seed: the decoder's noise seed for a model with noise channels (:func:`gcodec.noise.latent_noise`).
         features: the perceptual feature network (default: the shipped one, :func:`gcodec.zoo.load_features`).
         objective: loss weights and step size.
+        encoder: the network whose latent the refinement starts from (default ``model.encoder``; e.g. the
+            model's amortised encoder, :mod:`gcodec.train.encoder`), of the same architecture.
+        bf16: run the generator and the feature network in bfloat16 autocast where the device computes it
+            natively (:func:`bf16_native`; about 1.7x faster steps on such CPUs), float32 elsewhere.
     """
     import torch
 
@@ -205,7 +210,7 @@ def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, widt
     steps = check_steps(steps)
     device = next(model.parameters()).device
     tileable = can_tile(model)  # no image-wide normalisation statistics: pieces agree with the whole
-    latent = _encoder_latent(model, padded, device, tileable)
+    latent = _encoder_latent(model.encoder if encoder is None else encoder, padded, device, tileable)
     quantizer = model.quantizer
     if steps == 0:
         return quantizer.symbols(latent)[0].cpu().numpy()
@@ -228,8 +233,22 @@ def refine_symbols(model: torch.nn.Module, padded: np.ndarray, height: int, widt
             done = (i * len(cols) + j) * steps
             step_done = None if report is None else (lambda k, done=done: report(done + k, total))
             _refine_window(quantizer, generate, features, latent, extra, padded, (y0, y1, x0, x1),
-                           (height, width), steps, objective, 0 if single else WINDOW_MARGIN, step_done)
+                           (height, width), steps, objective, 0 if single else WINDOW_MARGIN, step_done,
+                           bf16 and bf16_native(device))
     return quantizer.symbols(latent)[0].cpu().numpy()
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 convolutions natively: a CPU with AVX-512 BF16 or AMX, or a
+    CUDA device that supports bfloat16."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    cpu = torch.cpu
+    return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
 def fast_layout(network: torch.nn.Module) -> torch.nn.Module:
@@ -246,14 +265,14 @@ def fast_layout(network: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(network).to(memory_format=torch.channels_last)
 
 
-def _encoder_latent(model: torch.nn.Module, padded: np.ndarray, device: torch.device,
+def _encoder_latent(encoder: torch.nn.Module, padded: np.ndarray, device: torch.device,
                     tileable: bool) -> torch.Tensor:
     """The encoder's continuous latent (1, C, h, w), tiled like the coding path's encoder (if ``tileable``)."""
     import torch
 
     @torch.no_grad()
     def encode(unit: np.ndarray) -> np.ndarray:
-        return model.encoder(torch.from_numpy(unit).to(device)).float().cpu().numpy()
+        return encoder(torch.from_numpy(unit).to(device)).float().cpu().numpy()
 
     found = tiling.encode(encode, padded, None if tileable else math.inf)
     return torch.from_numpy(np.ascontiguousarray(found))[None].to(device)
@@ -262,13 +281,11 @@ def _encoder_latent(model: torch.nn.Module, padded: np.ndarray, device: torch.de
 def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor], torch.Tensor],
                    features: torch.nn.Module | None, latent: torch.Tensor, extra: torch.Tensor | None,
                    padded: np.ndarray, core: tuple[int, int, int, int], size: tuple[int, int], steps: int,
-                   objective: Objective, margin: int, step_done: Callable[[int], None] | None = None) -> None:
+                   objective: Objective, margin: int, step_done: Callable[[int], None] | None = None,
+                   bf16: bool = False) -> None:
     """Optimise one window of ``latent`` in place against the 8-bit ``padded`` image; only its core is kept.
     ``step_done(k)`` is called after the window's k-th step."""
     import torch
-    import torch.nn.functional as F
-
-    from .models.features import pyramid_l1
 
     s = tiling.SCALE
     y0, y1, x0, x1 = core
@@ -281,10 +298,11 @@ def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor]
     mask[..., :max(0, size[0] - y0 * s), :max(0, size[1] - x0 * s)] = 1.0  # the image's own pixels
     scored = mask.sum().clamp_min(1.0)
     target_features = None
+    autocast = torch.autocast(latent.device.type, dtype=torch.bfloat16, enabled=bf16)
     if features is not None and objective.perceptual:
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             target_features = features(target)
-    bits = _context_bits(quantizer, latent) if objective.context_rate else _symbol_bits(quantizer, latent)
+    bits = context_bits(quantizer.symbols(latent), quantizer.levels) if objective.context_rate else _symbol_bits(quantizer, latent)
     window = latent[:, :, cy0:cy1, cx0:cx1].clone().requires_grad_(True)
     noise_crop = None if extra is None else extra[:, :, cy0:cy1, cx0:cx1]
 
@@ -292,21 +310,15 @@ def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor]
         """The objective of the window's current symbols (exact but for the rate's soft estimate)."""
         quantized = quantizer.straight_through(current)
         inputs = quantized if noise_crop is None else torch.cat([quantized, noise_crop], dim=1)
-        out = generate(inputs)[:, :, iy0 * s:iy1 * s, ix0 * s:ix1 * s]
-        error = (out - target) / 2 * mask  # in [0, 1] units, 0 outside the image
-        loss = objective.mse * (error ** 2).sum() / (3 * scored)
-        if objective.lowpass:  # colour and brightness over 8 x 8 blocks: blotches, casts
-            blocks = F.avg_pool2d(error, LOWPASS_BLOCK)
-            loss = loss + objective.lowpass * blocks.abs().sum() * LOWPASS_BLOCK ** 2 / (3 * scored)
-        if target_features is not None:
-            loss = loss + objective.perceptual * pyramid_l1(features(out), target_features)
+        with autocast:
+            out = generate(inputs)[:, :, iy0 * s:iy1 * s, ix0 * s:ix1 * s].float()
+            loss = distortion(out, target, mask, scored, objective, features, target_features)
         if objective.rate:
             soft = quantizer.assignment(current[:, :, iy0:iy1, ix0:ix1])  # (1, C, h', w', L)
             if objective.context_rate:  # the core's neighbours lie in the window (or outside the latent)
-                own, local = _local_bits(bits, quantizer.symbols(current.detach())[0], quantizer.levels)
+                own, local = local_bits(bits, quantizer.symbols(current.detach())[0], quantizer.levels)
                 own, local = own[None, :, iy0:iy1, ix0:ix1], local[None, :, iy0:iy1, ix0:ix1]
-                moved = (soft * local).sum()  # its gradient: what changing a symbol costs here and next to it
-                loss = loss + objective.rate * (moved - moved.detach() + (soft * own).sum().detach()) / scored
+                loss = loss + objective.rate * soft_context_bits(soft, own, local) / scored
             else:
                 loss = loss + objective.rate * (soft * bits[None, :, None, None, :]).sum() / scored
         return loss
@@ -331,6 +343,35 @@ def _refine_window(quantizer: torch.nn.Module, generate: Callable[[torch.Tensor]
     latent[:, :, y0:y1, x0:x1] = best[:, :, iy0:iy1, ix0:ix1]
 
 
+def distortion(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, scored: torch.Tensor,
+               objective: Objective, features: torch.nn.Module | None,
+               target_features: list[torch.Tensor] | None) -> torch.Tensor:
+    """The objective's image terms for decoded ``out`` against ``target`` (N, 3, H, W) in [-1, 1]:
+    MSE and low-pass over the pixels where ``mask`` (N, 1, H, W) is 1 (``scored`` of them), and the
+    perceptual distance of ``features(out)`` to ``target_features`` when those are given."""
+    import torch.nn.functional as F
+
+    from .models.features import pyramid_l1
+
+    error = (out - target) / 2 * mask  # in [0, 1] units, 0 outside the image
+    loss = objective.mse * (error ** 2).sum() / (3 * scored)
+    if objective.lowpass:  # colour and brightness over 8 x 8 blocks: blotches, casts
+        blocks = F.avg_pool2d(error, LOWPASS_BLOCK)
+        loss = loss + objective.lowpass * blocks.abs().sum() * LOWPASS_BLOCK ** 2 / (3 * scored)
+    if target_features is not None:
+        loss = loss + objective.perceptual * pyramid_l1(features(out), target_features)
+    return loss
+
+
+def soft_context_bits(soft: torch.Tensor, own: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+    """The context code's estimated bits of the current symbols, as a differentiable function of the soft
+    assignment ``soft`` (..., L): its value is each entry's bits in its context (``own``,
+    :func:`local_bits`) expected under ``soft``, its gradient what changing a symbol costs there and next
+    to it (``local``)."""
+    moved = (soft * local).sum()
+    return moved - moved.detach() + (soft * own).sum().detach()
+
+
 def _symbol_bits(quantizer: torch.nn.Module, latent: torch.Tensor) -> torch.Tensor:
     """(C, L) estimated bits of each symbol per channel: ``-log2`` of its frequency in ``latent``'s
     current symbols, counted with one extra of every symbol (so an unused one is not free of cost)."""
@@ -352,16 +393,15 @@ def _contexts(symbols: torch.Tensor, levels: int) -> torch.Tensor:
     return west * levels + north
 
 
-def _context_bits(quantizer: torch.nn.Module, latent: torch.Tensor) -> torch.Tensor:
+def context_bits(symbols: torch.Tensor, levels: int) -> torch.Tensor:
     """(C, L * L, L) estimated bits of each symbol per channel and context: ``-log2`` of its frequency
-    among ``latent``'s current symbols of that context, mixed with the channel's frequency (counted with
-    one extra of every symbol) as :data:`CONTEXT_PRIOR_SYMBOLS` symbols."""
+    among the symbols (N, C, h, w) of that context (over all N images), mixed with the channel's
+    frequency (counted with one extra of every symbol) as :data:`CONTEXT_PRIOR_SYMBOLS` symbols."""
     import torch
 
-    symbols = quantizer.symbols(latent)[0]
-    channels, levels = symbols.shape[0], quantizer.levels
-    index = (_contexts(symbols, levels) * levels + symbols).reshape(channels, -1)
-    counts = torch.zeros(channels, levels * levels * levels, device=latent.device)
+    channels = symbols.shape[1]
+    index = (_contexts(symbols, levels) * levels + symbols).transpose(0, 1).reshape(channels, -1)
+    counts = torch.zeros(channels, levels * levels * levels, device=symbols.device)
     counts.scatter_add_(1, index, torch.ones_like(index, dtype=counts.dtype))
     counts = counts.reshape(channels, levels * levels, levels)
     channel = counts.sum(dim=1) + 1
@@ -370,9 +410,9 @@ def _context_bits(quantizer: torch.nn.Module, latent: torch.Tensor) -> torch.Ten
     return -torch.log2(mixed / mixed.sum(dim=2, keepdim=True))
 
 
-def _local_bits(bits: torch.Tensor, symbols: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+def local_bits(bits: torch.Tensor, symbols: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For every position of ``symbols`` (C, h, w) and every candidate symbol s: (own, local), each
-    (C, h, w, L).  ``own``: the bits of s in its context (``bits`` from :func:`_context_bits`); ``local``:
+    (C, h, w, L).  ``own``: the bits of s in its context (``bits`` from :func:`context_bits`); ``local``:
     those plus the bits of its right and lower neighbours' current symbols when s is their left / upper
     neighbour: the change in the file's bits if this one symbol became s, the others kept."""
     import torch

@@ -1,4 +1,4 @@
-"""Images from no image at all: decoding sampled codes (method.md section 1, Sampling).
+"""Images from no image at all: decoding sampled codes (docs/method.md section 1, Sampling).
 
 Two sources of codes, so that they can be compared:
 
@@ -36,6 +36,19 @@ def parse_size(text: str) -> tuple[int, int]:
     if not (16 <= width <= 65535 and 16 <= height <= 65535):
         raise GczInputError(f"--size sides must be between 16 and 65535, not {width}x{height}")
     return width, height
+
+
+def model_with_sampler(entry: zoo.ModelEntry) -> zoo.ModelEntry:
+    """``entry`` if it has a trained latent sampler, else the installed model of its channels that has one
+    (the most recently listed); a GczInputError naming ``--uniform`` when none has."""
+    if entry.has_sampler:
+        return entry
+    same = [e for e in zoo.list_models() if e.has_sampler and not e.arch.selective
+            and e.arch.latent_channels == entry.arch.latent_channels]
+    if not same:
+        raise GczInputError(f"no installed model with C = {entry.arch.latent_channels} has a trained latent "
+                            "sampler: use --uniform codes, or another --channels")
+    return same[-1]
 
 
 def sample_symbols(entry: zoo.ModelEntry, method: str, width: int, height: int, seed: int) -> np.ndarray:

@@ -24,11 +24,26 @@ from .models.config import ArchConfig
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def _shipped_dir() -> Path:
+    """The shipped weights: a checkout's ``weights/`` folder, else the installed ``gcz_weights`` package
+    (the same files, packed into the wheel as package data)."""
+    checkout = Path(__file__).resolve().parent.parent / "weights"
+    if (checkout / MANIFEST_NAME).is_file():
+        return checkout
+    try:
+        import gcz_weights
+    except ImportError:
+        return checkout
+    return Path(gcz_weights.__file__).resolve().parent
+
+
+SHIPPED_DIR = _shipped_dir()
 
 
 #: Kinds of add-on networks a model may carry in its manifest entry's ``heads``.
-HEAD_KINDS = ("realism", "sampler")
+HEAD_KINDS = ("realism", "sampler", "encoder")
 
 
 @dataclass(frozen=True)
@@ -355,7 +370,8 @@ def head_entry(entry: ModelEntry, kind: str) -> HeadEntry:
     """``entry``'s head of ``kind``; a GczModelError naming what the model lacks otherwise."""
     if kind not in entry.heads:
         lacks = {"realism": "no realism head (ORP), so it decodes at realism 1 only",
-                 "sampler": "no trained latent sampler (use --uniform codes)"}.get(kind, f"no {kind} head")
+                 "sampler": "no trained latent sampler (use --uniform codes)",
+                 "encoder": "no amortised encoder"}.get(kind, f"no {kind} head")
         raise GczModelError(f"model {entry.name} has {lacks}")
     return entry.heads[kind]
 
@@ -368,6 +384,10 @@ def build_head(kind: str, config: dict[str, Any]) -> Any:
     if kind == "sampler":
         from .models.sampler import CodeGenerator, SamplerConfig
         return CodeGenerator(SamplerConfig.from_dict(config))
+    if kind == "encoder":  # an encoder of the model's own architecture (config: the ArchConfig)
+        from .models.config import ArchConfig
+        from .models.encoder import Encoder
+        return Encoder(ArchConfig.from_dict(config))
     raise GczModelError(f"unknown head kind {kind!r}")
 
 
@@ -389,6 +409,9 @@ def load_head(entry: ModelEntry, kind: str, device: str = "cpu") -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - any load failure is a model error for the user
         raise GczModelError(f"{kind} head of {entry.name} does not fit its configuration: {exc}") from None
+    if kind == "encoder":  # normalised as the model's own encoder is
+        from .models.layers import set_fixed_norm
+        set_fixed_norm(module, entry.fixed_norm)
     module = module.eval().to(device)
     with _cache_lock:
         _cache[key] = module

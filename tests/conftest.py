@@ -1,6 +1,7 @@
 """Shared fixtures: tiny randomly initialised models registered in a temporary weights folder."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Iterator
@@ -64,7 +65,12 @@ def add_tiny_heads(directory: Path, model: GCModel, name: str = HEADED_MODEL, se
     with torch.no_grad():
         head.net[-1].weight.normal_(0, 0.3)
     sampler = CodeGenerator(SamplerConfig(channels=model.config.latent_channels, noise_channels=4, width=8))
-    for kind, module, config in (("realism", head, head.config.to_dict()), ("sampler", sampler, sampler.config.to_dict())):
+    encoder = copy.deepcopy(model.encoder)  # an "amortised" encoder: the model's, its weights moved
+    with torch.no_grad():
+        for weight in encoder.parameters():
+            weight.add_(torch.randn_like(weight) * 0.2 * weight.std().clamp_min(1e-3))
+    for kind, module, config in (("realism", head, head.config.to_dict()), ("sampler", sampler, sampler.config.to_dict()),
+                                 ("encoder", encoder, model.config.to_dict())):
         path = directory / f"{name}-{kind}.pt"
         zoo.register_head(directory, name, kind, path.name, zoo.save_head(module, path), config,
                           {"training": {"iterations": 0, "data": "none (test head)"}})
@@ -156,3 +162,14 @@ def older_reader(*section_types: int) -> Iterator[None]:
     finally:
         container.SECTION_NAMES.clear()
         container.SECTION_NAMES.update(saved)
+
+
+@pytest.fixture
+def bare_weights(tmp_path, monkeypatch) -> Path:
+    """A private weights folder of tiny models without heads, first on GCZ_WEIGHTS."""
+    folder = tmp_path / "weights"
+    make_tiny_weights(folder, heads=False)
+    monkeypatch.setenv("GCZ_WEIGHTS", str(folder))
+    zoo._cache.clear()
+    yield folder
+    zoo._cache.clear()

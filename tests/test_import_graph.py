@@ -92,3 +92,42 @@ def test_the_decode_path_never_imports_training_or_evaluation():
             reached.add(module)
             todo.extend(edges[module])
     assert not any(m.startswith(("gcodec.train", "gcodec.eval")) for m in reached), sorted(reached)
+
+
+def _reached(edges: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others (itself included)."""
+    reached, todo = set(), [start]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(edges[module])
+    return reached
+
+
+#: Package -> packages its modules must never reach: research code stays out of the codec, evaluation out
+#: of training, and the networks, backends and data sets out of both.
+FORBIDDEN = {
+    "gcodec.train": ("gcodec.eval",),
+    "gcodec.data": ("gcodec.train", "gcodec.eval"),
+    "gcodec.models": ("gcodec.train", "gcodec.eval", "gcodec.data", "gcodec.selective", "gcodec.backends"),
+    "gcodec.backends": ("gcodec.train", "gcodec.eval", "gcodec.data", "gcodec.selective"),
+    "gcodec.selective": ("gcodec.train", "gcodec.eval", "gcodec.data"),
+}
+
+
+def test_packages_import_one_way():
+    edges = import_edges(module_files())
+    broken = []
+    for module in edges:
+        for package, never in FORBIDDEN.items():
+            if module == package or module.startswith(package + "."):
+                bad = sorted(m for m in _reached(edges, module) if m.startswith(never))
+                if bad:
+                    broken.append(f"{module} -> {bad[0]}")
+    assert broken == []
+
+
+def test_the_package_rule_checker_sees_a_violation():
+    edges = {"gcodec.train.x": {"gcodec.util"}, "gcodec.util": {"gcodec.eval.y"}, "gcodec.eval.y": set()}
+    assert "gcodec.eval.y" in _reached(edges, "gcodec.train.x")

@@ -12,6 +12,7 @@ import reference_decoder
 from gcodec import codec, entropy, noise, refine, zoo
 from gcodec.errors import GczInputError
 from gcodec.imageio import LoadedImage, pad_image, to_unit
+from gcodec.profile import EncodeProfile
 from gcodec.models import GCModel, named_config
 from conftest import HEADED_MODEL, STOCHASTIC_MODEL, photo_like
 
@@ -152,7 +153,7 @@ def test_context_bits_follow_the_frequencies_in_each_context():
     centers = model.quantizer.centers
     latent = torch.full((1, 1, 3, 4), float(centers[2]))
     latent[0, 0, 1, 1] = centers[0]
-    bits = refine._context_bits(model.quantizer, latent)
+    bits = refine.context_bits(model.quantizer.symbols(latent), model.quantizer.levels)
     assert bits.shape == (1, 25, 5)
     # context (W=2, N=2) holds the 0 and nine 2s (the 0's right and lower neighbours have other contexts);
     # the channel's counts plus one of every symbol start each context
@@ -176,7 +177,7 @@ def test_local_bits_are_what_changing_one_symbol_costs():
         return float(sum(bits[c, contexts[c, y, x], grid[c, y, x]]
                          for c, y, x in itertools.product(range(2), range(4), range(6))))
 
-    own, local = refine._local_bits(bits, symbols, 5)
+    own, local = refine.local_bits(bits, symbols, 5)
     for c, y, x in itertools.product(range(2), range(4), range(6)):
         totals = []
         for s in range(5):
@@ -255,15 +256,19 @@ def test_steps_in_force(monkeypatch):
             refine.steps_in_force()
 
 
-def test_the_default_encode_refines(tiny_weights, monkeypatch):
+def test_the_default_encode_refines_as_its_effort_level_says(tiny_weights, monkeypatch):
+    from gcodec import effort
+
     monkeypatch.delenv(refine.ENV_VAR, raising=False)
+    monkeypatch.delenv(effort.ENV_VAR, raising=False)
     calls = []
     monkeypatch.setattr(refine, "refine_symbols", lambda *a, **k: calls.append(a[4]) or np.zeros((4, 2, 2), np.int64))
     gcodec.compress(photo_like(32, 32), channels=4, colour=False)
-    assert calls == [refine.DEFAULT_STEPS]
-    monkeypatch.setenv(refine.ENV_VAR, "0")
+    default_steps = effort.LEVELS[effort.DEFAULT_EFFORT].steps
+    assert default_steps > 0 and calls == [default_steps]
+    monkeypatch.setenv(refine.ENV_VAR, "0")  # the expert setting, from the environment: no refinement
     gcodec.compress(photo_like(32, 32), channels=4, colour=False)
-    assert calls == [refine.DEFAULT_STEPS]
+    assert calls == [default_steps]
 
 
 @pytest.mark.parametrize("bad", [-1, refine.MAX_STEPS + 1, 2.5, True, "3", None])
@@ -292,7 +297,7 @@ def test_refinement_looks_at_the_decode_the_file_asks_for(tiny_weights, monkeypa
     monkeypatch.setattr(refine, "refine_symbols", lambda *a, **k: (calls.append(a), real(*a, **k))[1])
     pixels = photo_like(48, 64, seed=7)
     entry = zoo.find_model(HEADED_MODEL)
-    data = codec.compress_loaded(LoadedImage(pixels), entry, realism=0.25, colour=False, refine_steps=2)
+    data = codec.compress_loaded(LoadedImage(pixels), entry, EncodeProfile(realism=0.25, colour=False, refine_steps=2))
     assert gcodec.read_header(data).realism == 25
     generate = calls[-1][5]
     model = zoo.load_model(entry)
@@ -300,7 +305,7 @@ def test_refinement_looks_at_the_decode_the_file_asks_for(tiny_weights, monkeypa
     with torch.no_grad():
         assert not torch.allclose(generate(latent), model.generator(latent))  # the head's residual is added
     stochastic = zoo.find_model(STOCHASTIC_MODEL)
-    codec.compress_loaded(LoadedImage(pixels), stochastic, colour=False, refine_steps=2)
+    codec.compress_loaded(LoadedImage(pixels), stochastic, EncodeProfile(colour=False, refine_steps=2))
     assert calls[-1][5] is None and calls[-1][6] == noise.DEFAULT_SEED
 
 
@@ -309,3 +314,16 @@ def test_refinement_runs_the_shipped_feature_network(tiny_weights):
     pixels = photo_like(64, 64, seed=8)
     data = gcodec.compress(pixels, channels=2, colour=True, refine_steps=2)
     assert gcodec.read_header(data).width == 64
+
+
+def test_bf16_refinement_runs_where_native_and_is_float32_elsewhere(tiny_weights, monkeypatch):
+    model = zoo.load_model(zoo.find_model("gcz-c4"))
+    padded = pad_image(photo_like(64, 64, seed=9), 16, codec.MIN_PADDED_SIDE)
+    exact = refine.refine_symbols(model, padded, 64, 64, 3, objective=refine.Objective(perceptual=0.0))
+    monkeypatch.setattr(refine, "bf16_native", lambda device: False)
+    assert np.array_equal(exact, refine.refine_symbols(model, padded, 64, 64, 3, bf16=True,
+                                                       objective=refine.Objective(perceptual=0.0)))
+    monkeypatch.setattr(refine, "bf16_native", lambda device: True)  # autocast works on any CPU, if slowly
+    fast = refine.refine_symbols(model, padded, 64, 64, 3, bf16=True, objective=refine.Objective(perceptual=0.0))
+    assert fast.shape == exact.shape and fast.dtype == exact.dtype
+    assert isinstance(refine.bf16_native(torch.device("cpu")), bool)

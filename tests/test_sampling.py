@@ -46,3 +46,34 @@ def test_errors_come_before_any_work(tiny_weights):
         with pytest.raises(GczInputError, match="size"):
             sampling.parse_size(bad)
     assert sampling.parse_size("640X480") == (640, 480)
+
+
+def test_a_model_without_a_sampler_hands_over_to_one_of_its_channels_that_has_one(tiny_weights, monkeypatch):
+    import dataclasses
+
+    headed = zoo.find_model(HEADED_MODEL)
+    bare = dataclasses.replace(headed, name="bare-c4", heads={})
+    assert sampling.model_with_sampler(headed) is headed
+    monkeypatch.setattr(zoo, "list_models", lambda: [bare, headed])
+    assert sampling.model_with_sampler(bare) is headed
+    monkeypatch.setattr(zoo, "list_models", lambda: [bare])
+    with pytest.raises(GczInputError, match="--uniform"):
+        sampling.model_with_sampler(bare)
+
+
+def test_gcz_sample_works_with_the_default_model_even_without_its_own_sampler(tmp_path):
+    """The shipped default C = 4 model has no sampler; the command takes the one that has and says so."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GCZ_WEIGHTS": ""}  # the shipped weights only
+    done = subprocess.run([sys.executable, "-m", "gcodec.cli", "sample", "-n", "1", "--size", "64x48", "-o",
+                           str(tmp_path / "s"), "--backend", "torch"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    shipped = json.loads((zoo.SHIPPED_DIR / "manifest.json").read_text())
+    if "sampler" not in shipped["models"][shipped["defaults"]["4"]].get("heads", {}):
+        assert "no trained latent sampler" in done.stderr
+    assert (tmp_path / "s" / "sample-0000.png").is_file()

@@ -1,6 +1,7 @@
 """Training system: a few iterations of every objective, checkpoint/resume, publish, DDP."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -226,6 +227,9 @@ def test_publish_metrics_from_eval_summary():
     assert m["below_bound_percent"] == pytest.approx(100 * (1 - 0.03 / bound), abs=0.01)
     with pytest.raises(GczModelError, match="no measurement"):
         metrics_for(summary, "absent", arch)
+    # a selective model's latent has one symbol per 8 x 8 pixels, not 16 x 16: a bound four times higher
+    sc = dataclasses.replace(arch, selective_classes=12)
+    assert metrics_for(summary, "m", sc)["bpp_bound"] == round(4 * math.log2(5) / 64, 5)
 
 
 def test_bf16_autocast_trains_instance_norm_models_on_cpu():
@@ -314,7 +318,7 @@ def test_lowpass_term_holds_block_means_and_is_part_of_the_loss(tmp_path, folder
 
 
 def test_resuming_an_older_log_adds_the_new_columns(tmp_path):
-    from gcodec.train.loop import upgrade_log_columns
+    from gcodec.train.skeleton import upgrade_log_columns
 
     log = tmp_path / "log.csv"
     log.write_text("iteration,elapsed_s,loss\n10,1.0,3.5\n20,2.0,3.1\n")

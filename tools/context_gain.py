@@ -1,6 +1,6 @@
 """How many payload bytes a context model would save over the static per-channel tables.
 
-method.md: "A context model with adaptive coding would save about 10 % more (left as future work
+docs/method.md: "A context model with adaptive coding would save about 10 % more (left as future work
 in the paper)."  This measures it on the photo pool, without changing the format: it computes the
 encoder's symbols (``--refine 0``, no COLOUR) of every photo and reports ideal code lengths in bits
 (no coder overhead, no table bytes) of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU burst of the shipped architecture's GPU recipe (README, "Training on GPU bursts").
+# One GPU burst of the shipped architecture's GPU recipe (docs/training.md, "Training on GPU bursts").
 #
 #   bash tools/gpu_burst.sh [C] [MINUTES] [DISC]        # defaults: 4 8 projected
 #
@@ -36,7 +36,7 @@ if [ -z "${GPU_DATA:-}" ]; then
   if [ -d "$KIT/photos" ]; then GPU_DATA=$KIT/photos; else GPU_DATA=data/gpu-pool; fi
 fi
 export PYTHONUNBUFFERED=1
-# feature matching on the projected D's heads is larger in scale: 1.5 there gives it λ = 10's share (README)
+# feature matching on the projected D's heads is larger in scale: 1.5 there gives it λ = 10's share (docs/training.md)
 if [ "$DISC" = projected ]; then FM=${FM:-1.5}; else FM=${FM:-10}; fi
 EMA=${EMA:-0.999}
 UPSAMPLE=${UPSAMPLE:-resize}

@@ -22,7 +22,7 @@ def pack_split(root: Path, out: Path, split: str = "train", max_side: int = 1024
 
     Returns a summary (files, bytes) that is also written to ``out/pack.json``.
     """
-    from ..train.data import bundled_files
+    from .index import bundled_files
 
     try:
         files = bundled_files(root, split)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..benchkit import machine_info, test_image
 from ..errors import GczError, GczInputError
 
 FULL_SIZES = ((768, 512), (2048, 2048), (4096, 4096))
@@ -38,7 +38,6 @@ MEMORY_BUDGET_MB = 2048
 #: Low-rate settings at which peers are timed (knob value, mode), close to gcz's rates.
 PEER_SETTINGS = {"heic": (10, 0), "avif": (50, 0), "jxl": (10.0, 0), "webp": (10, 0), "jp2": (300.0, 0),
                  "jpeg": (10, 0)}
-EXAMPLE = Path(__file__).resolve().parent.parent.parent / "examples" / "mountain.jpg"
 
 
 @dataclass
@@ -84,21 +83,6 @@ class BenchResults:
 
 
 # ------------------------------------------------------------------ inputs
-def test_image(width: int, height: int, source: Path | None = None) -> np.ndarray:
-    """A photo of exactly ``width`` x ``height``: ``source`` (or the bundled example) cropped and resized,
-    or, without any photo, a deterministic photo-like synthetic image."""
-    from PIL import Image, ImageOps
-
-    src = source or EXAMPLE
-    if src.is_file():
-        with Image.open(src) as img:
-            return np.asarray(ImageOps.fit(img.convert("RGB"), (width, height), Image.Resampling.LANCZOS))
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([np.sin(xx / 37.0 + c) * np.cos(yy / 53.0 - c) for c in range(3)], axis=-1)
-    return np.clip(127 + 90 * base + rng.normal(0, 10, (height, width, 3)), 0, 255).astype(np.uint8)
-
-
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB.
 
@@ -127,6 +111,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     """One measurement in a fresh process: ``spec`` names phase (encode/decode), backend, size, model."""
     from .. import backends, codec, tiling, zoo
     from ..imageio import LoadedImage
+    from ..profile import EncodeProfile
 
     backend, phase = spec["backend"], spec["phase"]
     runtime, device = BACKEND_RUNTIME[backend]
@@ -147,7 +132,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     gcz_path = Path(spec["gcz_path"])
 
     def enc(px: np.ndarray, steps: int = 0) -> bytes:
-        return codec.compress_loaded(LoadedImage(px), entry, device, runtime, refine_steps=steps)
+        return codec.compress_loaded(LoadedImage(px), entry,
+                                     EncodeProfile(refine_steps=steps, device=device, backend=runtime))
 
     def dec(data: bytes) -> np.ndarray:
         return np.asarray(codec.decompress(data, device, backend=runtime))
@@ -239,29 +225,6 @@ def bench_entropy(symbols: np.ndarray, levels: int, name: str, repeats: int = 3)
 
 
 # ------------------------------------------------------------------ driver
-def machine_info() -> dict[str, Any]:
-    """The machine, Python, torch and ONNX Runtime versions a benchmark ran on."""
-    import torch
-
-    info: dict[str, Any] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-                            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-    try:
-        import onnxruntime
-        info["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        info["onnxruntime"] = None
-    try:
-        with open("/proc/cpuinfo") as fh:
-            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-        if names:
-            info["processor"] = names[0]
-    except OSError:
-        pass
-    return info
-
-
 def run_bench(cfg: BenchConfig, status: Any = None) -> BenchResults:
     """Run every benchmark and write ``results.json`` and ``results.md`` into ``cfg.out``."""
     import torch

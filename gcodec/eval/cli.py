@@ -8,9 +8,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from ..cli_common import resolve_device, stderr_console, user_errors
+from ..cli_common import encode_options, resolve_device, stderr_console, user_errors
 from ..errors import GczInputError
-from ..refine import DEFAULT_STEPS, ENV_VAR, MAX_STEPS
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -40,16 +39,11 @@ def _channels(text: str) -> tuple[int, ...]:
 @click.option("--split", default=None, help="Take a folder's images of this split of its index.json (e.g. val).")
 @click.option("--max-side", type=int, default=None, help="Downscale images to this longer side first (e.g. 768).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine).")
-@click.option("--colour/--no-colour", "colour", default=True, show_default=True,
-              help="Let gcz's encoder add its low-frequency colour correction.")
-@click.option("--context/--no-context", "context", default=True, show_default=True,
-              help="Let gcz's encoder use the context-adaptive code (--no-context: gcz 0.7's static code).")
-@click.option("--refine", "refine_steps", type=click.IntRange(0, MAX_STEPS), default=None, metavar="STEPS",
-              help=f"gcz's encoder refinement steps, as gcz compress --refine [default: ${ENV_VAR} or {DEFAULT_STEPS}].")
+@encode_options
 def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: str, matches: str, device: str,
                  patch: int, no_kid: bool, no_ssimulacra2: bool, tolerance: float, split: str | None,
                  max_side: int | None, threads: int | None, colour: bool, context: bool,
-                 refine_steps: int | None) -> None:
+                 effort: int | None, refine_steps: int | None) -> None:
     """Compare gcz with engineered codecs at matched file sizes (folders or image files)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -66,7 +60,7 @@ def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: s
             inputs=runner.collect_images(inputs, split), out=Path(out_dir), channels=_channels(channels),
             codecs=_csv(codecs), matches=_csv(matches), device=resolve_device(device), ssimulacra2=ssim2,
             kid=not no_kid, patch=patch, tolerance=tolerance, max_side=max_side,
-            colour=colour, context=context, refine=refine_steps)
+            colour=colour, context=context, effort=effort, refine=refine_steps)
         if not no_ssimulacra2 and not ssim2:
             stderr_console().print("note: SSIMULACRA2 skipped (pip install ssimulacra2)", markup=False)
         progress = Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
@@ -83,6 +77,7 @@ def eval_command(inputs: tuple[str, ...], out_dir: str, channels: str, codecs: s
                             *(["--no-kid"] if no_kid else []),
                             *(["--no-ssimulacra2"] if no_ssimulacra2 else []), *([] if colour else ["--no-colour"]),
                             *([] if context else ["--no-context"]),
+                            *(["--effort", str(effort)] if effort is not None else []),
                             *(["--refine", str(refine_steps)] if refine_steps is not None else []),
                             "--out", shlex.quote(out_dir)])
         rep = report.build_report(cfg.out, command=command)

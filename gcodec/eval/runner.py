@@ -18,13 +18,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from ..errors import GczError, GczInputError
 from . import metrics, peers
+
+if TYPE_CHECKING:
+    from ..profile import EncodeProfile
 
 RESULTS_NAME = "results.jsonl"
 RUN_NAME = "run.json"
@@ -51,8 +54,10 @@ class EvalConfig:
         max_side: downscale (Lanczos) images whose longer side exceeds this before anything else.
         colour: let gcz's encoder add its COLOUR correction (:mod:`gcodec.colour`).
         context: let gcz's encoder use the context-adaptive code (:mod:`gcodec.context`).
-        refine: gcz's encoder refinement steps (:mod:`gcodec.refine`; 0: none; None: what
-            :func:`gcodec.refine.steps_in_force` gives, recorded in ``run.json`` as a number).
+        effort: gcz's effort level (:mod:`gcodec.effort`; None: the default or ``$GCZ_EFFORT``, recorded in
+            ``run.json`` as a number).
+        refine: the expert setting: refinement steps from the model's own encoder, overriding ``effort``
+            (gcz 0.8's encode; None: decided by the effort level).
     """
 
     inputs: list[Path]
@@ -69,7 +74,15 @@ class EvalConfig:
     max_side: int | None = None
     colour: bool = True
     context: bool = True
+    effort: int | None = None
     refine: int | None = None
+
+    def profile(self) -> "EncodeProfile":
+        """gcz's encode profile of this evaluation, with the environment's defaults made explicit."""
+        from ..profile import EncodeProfile
+
+        return EncodeProfile(colour=self.colour, context=self.context, effort=self.effort,
+                             refine_steps=self.refine, device=self.device).resolved()
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready description (stored in ``run.json``)."""
@@ -258,9 +271,8 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
     from .. import codec as gcodec_codec
     from .. import zoo
     from ..imageio import LoadedImage
-    from ..refine import steps_in_force
-
-    cfg = replace(cfg, refine=steps_in_force(cfg.refine))
+    profile = cfg.profile()
+    cfg = replace(cfg, effort=profile.effort, refine=profile.refine_steps)
     for name in cfg.codecs:
         peers.get_peer(name)
     for m in cfg.matches:
@@ -272,8 +284,7 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
     by_key = {r["key"]: r for r in read_rows(results)}  # every row, old and new, at the end
     # a model republished under the same name (new weights hash) gets its rows recomputed; peer rows
     # are kept only while their byte target still equals the (re)computed gcz bytes
-    setting = ((" context" if cfg.context else "") + ("" if cfg.colour else " no-colour")
-               + (f" refine {cfg.refine}" if cfg.refine else ""))
+    setting = " " + profile.describe() if profile.describe() else ""
     model_ids = {entry.name: f"{entry.name}@{entry.hash_prefix.hex()}{setting}" for entry in entries.values()}
     done = {k: r for k, r in by_key.items() if not _is_stale(r, model_ids)}
     outcome = EvalOutcome(rows=[])
@@ -315,8 +326,7 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
                 pixels, box = load()
                 zoo.load_model(entry, cfg.device)  # keep load time out of the timings
                 t0 = time.perf_counter()
-                data = gcodec_codec.compress_loaded(LoadedImage(pixels), entry, cfg.device, colour=cfg.colour,
-                                                    refine_steps=cfg.refine, context=cfg.context)
+                data = gcodec_codec.compress_loaded(LoadedImage(pixels), entry, profile)
                 t1 = time.perf_counter()
                 decoded = np.asarray(gcodec_codec.decompress(data, cfg.device))
                 t2 = time.perf_counter()

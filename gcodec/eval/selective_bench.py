@@ -204,7 +204,7 @@ def summarise(rows: list[dict[str, Any]], sc_name: str, gc_name: str, areas: Seq
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    """The summary as the tables README and the issue note quote."""
+    """The summary that the selective-compression tables quote."""
     lines = [f"# Selective compression: {summary['sc_model']} (GC reference {summary['gc_model']})", "",
              f"{summary['images']} images, mean {summary['mean_pixels'] / 1e3:.0f} kpixels; "
              f"GC {summary['gc_model']} files: {summary['gc_bytes']:.0f} B on average.", "",

@@ -9,11 +9,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-#: Channel widths of the published GC networks (method.md section 1), before the width multiplier.
+#: Channel widths of the published GC networks (docs/method.md section 1), before the width multiplier.
 PAPER_ENCODER_WIDTHS = (60, 120, 240, 480, 960)
 #: Encoder downsampling factor: four stride-2 convolutions.
 DOWNSAMPLING = 16
-#: Encoder downsampling of selective-compression models (method.md section 2).
+#: Encoder downsampling of selective-compression models (docs/method.md section 2).
 SC_DOWNSAMPLING = 8
 #: G's upsamplings (:mod:`gcodec.models.upsampling`): the paper's transposed convolutions, or resize-convolutions.
 UPSAMPLINGS = ("transposed", "resize")

@@ -10,7 +10,7 @@ from .upsampling import upsampling_conv
 class SwitchableNorm(nn.Module):
     """Instance normalisation that can switch to fixed, running statistics.
 
-    method.md: in the second half of training the generator uses fixed
+    docs/method.md: in the second half of training the generator uses fixed
     statistics (batch-norm eval mode), which reduced artifacts and colour shift.
     While ``fixed`` is False it behaves like affine instance norm and, in
     training mode, tracks the batch mean of the instance statistics.

@@ -2,7 +2,7 @@
 
 The head reads the generator's last feature map and its image and predicts
 the residual R between a low-distortion reconstruction and the GAN output
-(method.md section 3).  The decoder returns ``x' = G(w) + (1 - alpha) R``:
+(docs/method.md section 3).  The decoder returns ``x' = G(w) + (1 - alpha) R``:
 ``alpha = 1`` is the GAN output exactly, ``alpha = 0`` the MSE-optimised
 reconstruction, anything between walks the distortion-perception curve, all
 in one pass.  The head is trained with ``MSE(x, G(w) + R)`` while E and G stay

@@ -1,6 +1,6 @@
 """A latent sampler: a WGAN-GP generator of GC codes, so that G becomes an image generator.
 
-method.md section 1 (Sampling): decoding uniformly random codes gives a
+docs/method.md section 1 (Sampling): decoding uniformly random codes gives a
 "soup" of domain patches; a WGAN-GP trained on real codes E(x) gives images.
 The codes are discrete (L levels per channel): the sampler's generator emits
 logits over the L levels per channel and latent pixel and draws one level

@@ -1,4 +1,4 @@
-"""The SC model: selective generative compression (method.md section 2).
+"""The SC model: selective generative compression (docs/method.md section 2).
 
 * image encoder ``c7s1-60, d120, d240, d480, c3s1-C, q`` -> latent at 1/8 resolution;
 * the latent is multiplied by the heatmap m (1 = preserve) and only preserved

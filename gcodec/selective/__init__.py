@@ -1,4 +1,4 @@
-"""Selective compression (SC, method.md section 2): keep chosen regions, synthesize the rest.
+"""Selective compression (SC, docs/method.md section 2): keep chosen regions, synthesize the rest.
 
 The small surface the codec and the CLI use:
 

@@ -1,4 +1,4 @@
-"""Arithmetic coding of vector label maps and heatmaps (format_spec.md sections 3.7, 3.8 and 6).
+"""Arithmetic coding of vector label maps and heatmaps (format_spec.md sections 3.7, 3.8 and 5.1).
 
 Both streams use the adaptive integer coding of :mod:`gcodec.adaptive`
 (format_spec.md 5.1), so every machine decodes the same label map and heatmap.

@@ -56,7 +56,7 @@ _WEIGHTS_DIR = str(SHIPPED_DIR)
 @click.option("--diversity-scale", type=int, default=1, show_default=True,
               help="Count only differences of k x k block means (k divides --distortion-pool): no pixel noise.")
 @click.option("--disc", type=click.Choice(["patch", "projected"]), default="patch", show_default=True,
-              help="patch: multi-scale PatchGAN on pixels (method.md); projected: patch heads on randomly "
+              help="patch: multi-scale PatchGAN on pixels (docs/method.md); projected: patch heads on randomly "
                    "projected features of the frozen perceptual network (Projected GANs), which reuses the "
                    "perceptual loss's features.")
 @click.option("--disc-labels", is_flag=True, help="GC (D+): feed semantic label maps to D (cityscapes).")
@@ -152,6 +152,30 @@ def train_realism_command(**opts: Any) -> None:
             raise GczInputError(str(exc)) from None
 
 
+@click.command("train-encoder")
+@click.option("-m", "--model", required=True, help="Installed model whose encoder is fine-tuned, e.g. gcz-c4-v2.")
+@click.option("--out-dir", required=True, help="Run folder (encoder.pt, log.csv); rerunning resumes.")
+@click.option("--data-root", default="data/pool", show_default=True)
+@click.option("--dataset", type=click.Choice(["bundled", "folder"]), default="bundled", show_default=True)
+@click.option("--iterations", type=int, default=50_000, show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="Stop (with a checkpoint) after this long.")
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--crop", type=int, default=256, show_default=True)
+@click.option("--lr", type=float, default=3e-5, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+def train_encoder_command(**opts: Any) -> None:
+    """Fine-tune a model's encoder on the encode-time refinement's objective (G frozen): an amortised
+    encoder, shipped as the model's encoder head, so that fast encodes need few or no refinement steps."""
+    from .encoder import EncoderTrainConfig, train_encoder
+
+    with user_errors():
+        try:
+            click.echo(json.dumps(train_encoder(EncoderTrainConfig(**opts),
+                                                status=lambda s: stderr_console().print(s, markup=False))))
+        except (ValueError, FileNotFoundError) as exc:
+            raise GczInputError(str(exc)) from None
+
+
 @click.command("train-sampler")
 @click.option("-m", "--model", required=True, help="Installed model whose codes are learned, e.g. gcz-c4.")
 @click.option("--out-dir", required=True, help="Run folder (sampler.pt, codes.pt, log.csv); rerunning resumes.")
@@ -235,7 +259,7 @@ def gpu_kit_command(out_dir: str, pool: str, run_dir: str | None, no_wheels: boo
         if not summary.get("fits", True):
             stderr_console().print(
                 f"warning: the tree and the kit are {summary['transfer_bytes'] / 2**20:.1f} MiB, over the device's "
-                f"{TRANSFER_LIMIT // 2**20} MiB: run 'make device-slim' first (README, Training on GPU bursts)",
+                f"{TRANSFER_LIMIT // 2**20} MiB: run 'make device-slim' first (docs/training.md, Training on GPU bursts)",
                 markup=False)
 
 

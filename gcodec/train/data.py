@@ -6,13 +6,14 @@ to their area (few images, many pixels).
 """
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from ..data.index import bundled_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 
@@ -48,17 +49,6 @@ def openimages_keep(img: Image.Image, longer: int = 768) -> bool:
 def list_images(root: Path) -> list[Path]:
     """All image files below ``root``, sorted."""
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def bundled_files(root: Path, split: str) -> list[Path]:
-    """Files of one split ("train" or "val") of the bundled pool (``gcz data fetch``)."""
-    index = root / "index.json"
-    if not index.is_file():
-        raise FileNotFoundError(f"{index} not found; run 'gcz data fetch --root {root}' first")
-    records = json.loads(index.read_text())
-    records = records["images"] if isinstance(records, dict) else records
-    return [root / "photos" / r["file"] if not (root / r["file"]).exists() else root / r["file"]
-            for r in records if r["split"] == split]
 
 
 def load_dataset(kind: str, root: Path, split: str = "train", longer_side: int = 1024,

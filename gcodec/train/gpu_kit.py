@@ -42,7 +42,7 @@ from ..errors import GczInputError
 TRANSFER_LIMIT = 64 * 2**20
 #: Packages the GPU image lacks, pinned as in pyproject.toml.
 WHEELS = ("range-coder==1.1", "efficientnet-lite-pytorch==0.1.0")
-#: The GPU image's Python and platforms (device README).
+#: The GPU image's Python and platforms.
 WHEEL_PLATFORM_ARGS = ("--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64",
                        "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
                        "--platform", "manylinux1_x86_64")

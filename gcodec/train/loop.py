@@ -9,14 +9,9 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
-import json
-import math
 import os
 import platform
 import random
-import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +31,14 @@ from ..models.upsampling import convert_generator_state, transposed_weight_keys
 from . import losses
 from .compact import is_compact, load_checkpoint, save_compact
 from .data import CropSampler, load_dataset
+from .skeleton import Schedule, atomic_save, run_job
 
 CHECKPOINT_NAME = "checkpoint.pt"
 #: Folder of the compact checkpoint (:mod:`.compact`) written beside the full one.
 COMPACT_NAME = "compact"
 LOG_NAME = "log.csv"
+#: The columns of ``log.csv`` after the iteration and the step time.
+LOG_FIELDS = ["loss", "mse", "psnr", "perc", "d", "g_adv", "fm", "div", "lowpass", "grid"]
 
 
 @dataclass
@@ -48,7 +46,7 @@ class TrainConfig:
     """Everything that defines a training run (stored in its checkpoints)."""
 
     out_dir: str = "runs/gcz"
-    mode: str = "gc"                  # "gc" or "sc" (selective compression, method.md section 2)
+    mode: str = "gc"                  # "gc" or "sc" (selective compression, docs/method.md section 2)
     arch: str = "cpu"
     channels: int = 4
     noise_channels: int = 0
@@ -109,13 +107,6 @@ def _distributed() -> tuple[int, int]:
         torch.distributed.init_process_group(backend)
     rank = torch.distributed.get_rank() if world > 1 else 0
     return rank, world
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename over ``path``."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def warm_start(model: GCModel, state: dict[str, torch.Tensor]) -> None:
@@ -478,174 +469,9 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train until ``iterations`` or ``max_minutes``; checkpoint regularly; return a summary."""
         cfg = self.cfg
-        start = time.monotonic()
-        session_start_iter = self.iteration
-        last_ckpt = start
-        log_path = self.out / LOG_NAME
-        fields = ["iteration", "elapsed_s", "loss", "mse", "psnr", "perc", "d", "g_adv", "fm", "div", "lowpass", "grid"]
-        new_log = not log_path.is_file()
-        if self.rank == 0 and not new_log:
-            upgrade_log_columns(log_path, fields)
-        log_fh = open(log_path, "a", newline="") if self.rank == 0 else None
-        writer = csv.DictWriter(log_fh, fieldnames=fields, extrasaction="ignore") if log_fh else None
-        if writer and new_log:
-            writer.writeheader()
-        progress = _Progress(cfg.iterations, self.iteration, enabled=self.rank == 0, status=self.status)
-        stop = _StopFlag()
-        try:
-            while self.iteration < cfg.iterations:
-                if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
-                    self.status("time budget reached")
-                    break
-                if stop.requested:
-                    self.status("stop requested (SIGTERM): writing checkpoint")
-                    break
-                t0 = time.monotonic()
-                step_logs = self.step()
-                self.iteration += 1
-                self.elapsed += time.monotonic() - t0
-                if self.iteration % cfg.log_every == 0 or self.iteration == 1:  # the only host sync
-                    logs = scalar_logs(step_logs)
-                    if writer:
-                        writer.writerow({"iteration": self.iteration, "elapsed_s": round(self.elapsed, 1),
-                                         **{k: round(v, 5) for k, v in logs.items()}})
-                        log_fh.flush()
-                    progress.update(self.iteration, logs, self.iteration - session_start_iter,
-                                    time.monotonic() - start)
-                if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
-                    self.save()
-                    last_ckpt = time.monotonic()
-        finally:
-            stop.restore()
-            progress.close()
-            self.save()
-            if log_fh:
-                log_fh.close()
-        if self.rank == 0:
-            plot_losses(log_path, self.out / "losses.png")
-        its = self.iteration - session_start_iter
-        wall = time.monotonic() - start
-        summary = {"iteration": self.iteration, "session_iterations": its, "session_seconds": round(wall, 1),
-                   "iterations_per_hour": round(its / wall * 3600, 1) if wall > 0 else None,
-                   "checkpoint": str(self.out / CHECKPOINT_NAME)}
-        if self.rank == 0:
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
-        return summary
-
-
-def session_summary(out: Path, iteration: int, session_start: int, started: float, checkpoint: Path,
-                    **extra: Any) -> dict[str, Any]:
-    """The summary of one training session (iterations, throughput, checkpoint), also written to
-    ``out/summary.json``."""
-    wall = time.monotonic() - started
-    its = iteration - session_start
-    summary = {"iteration": iteration, "session_iterations": its, "session_seconds": round(wall, 1),
-               "iterations_per_hour": round(its / wall * 3600, 1) if wall > 0 else None,
-               **extra, "checkpoint": str(checkpoint)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
-def upgrade_log_columns(log_path: Path, fields: list[str]) -> None:
-    """Rewrite a CSV log written by an older version (fewer columns) under the header ``fields``, so
-    that the rows a resumed run appends line up with their column names (old rows get empty cells)."""
-    with open(log_path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        if header == fields or not set(header) <= set(fields):
-            return
-        rows = list(reader)
-    tmp = log_path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, log_path)
-
-
-def scalar_logs(step_logs: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Floats of a step's detached losses, plus the PSNR of its MSE (on the [0, 1] scale)."""
-    logs = {k: float(v) for k, v in step_logs.items()}
-    if "mse" in logs:
-        logs["psnr"] = -10 * math.log10(max(logs["mse"], 1e-10))
-    return logs
-
-
-class _StopFlag:
-    """SIGTERM asks the loop to stop after the current step (so a checkpoint is written)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-
-
-class _Progress:
-    """rich progress bar on a terminal, periodic plain lines otherwise."""
-
-    def __init__(self, total: int, done: int, enabled: bool, status: Callable[[str], None]) -> None:
-        self.enabled = enabled
-        self.status = status
-        self.tty = enabled and sys.stderr.isatty()
-        self.last_line = 0.0
-        self.bar = None
-        if self.tty:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
-            self.task = self.bar.add_task("train", total=total, completed=done, info="")
-            self.bar.start()
-        self.total = total
-
-    def update(self, it: int, logs: dict[str, float], session_its: int, session_s: float) -> None:
-        if not self.enabled:
-            return
-        rate = session_its / session_s * 3600 if session_s > 0 else 0.0
-        info = f"{rate:,.0f} it/h " + " ".join(f"{k}={v:.4g}" for k, v in logs.items())
-        if self.bar is not None:
-            self.bar.update(self.task, completed=it, info=info)
-        elif time.monotonic() - self.last_line > 30:
-            eta_h = (self.total - it) / rate if rate else float("inf")
-            self.status(f"it {it}/{self.total} ETA {eta_h:.1f} h {info}")
-            self.last_line = time.monotonic()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def plot_losses(log_path: Path, png_path: Path) -> bool:
-    """Plot every loss column of the CSV log to a PNG; False if matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    with open(log_path) as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return False
-    keys = [k for k in rows[0] if k not in ("iteration", "elapsed_s") and any(r[k] for r in rows)]
-    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 1.8 * len(keys)), sharex=True, squeeze=False)
-    its = [int(r["iteration"]) for r in rows]
-    for ax, key in zip(axes[:, 0], keys):
-        pts = [(i, float(r[key])) for i, r in zip(its, rows) if r[key]]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=0.8)
-        ax.set_ylabel(key)
-    axes[-1, 0].set_xlabel("iteration")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=90)
-    plt.close(fig)
-    return True
+        schedule = Schedule(cfg.iterations, cfg.max_minutes, cfg.checkpoint_minutes, cfg.log_every)
+        return run_job(self, self.out, schedule, LOG_FIELDS, self.status, main_process=self.rank == 0,
+                       checkpoint=self.out / CHECKPOINT_NAME)
 
 
 if __name__ == "__main__":  # ``torchrun -m gcodec.train.loop``, the entry point before 0.5

@@ -1,4 +1,4 @@
-"""GAN objective of method.md section 1: LSGAN, feature matching, distortion."""
+"""GAN objective of docs/method.md section 1: LSGAN, feature matching, distortion."""
 from __future__ import annotations
 
 import torch

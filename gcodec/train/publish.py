@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import zoo
 from ..errors import GczModelError
-from ..models.config import DOWNSAMPLING, ArchConfig
+from ..models.config import ArchConfig
 from ..models.gc import GCModel
 from .compact import load_checkpoint
 
@@ -120,7 +120,7 @@ def metrics_for(summary: dict[str, Any], name: str, arch: ArchConfig) -> dict[st
         for i, ref in enumerate(res.get("reference", [])):
             if ref != name:
                 continue
-            bound = arch.latent_channels * math.log2(arch.levels) / DOWNSAMPLING ** 2
+            bound = arch.latent_channels * math.log2(arch.levels) / arch.downsampling ** 2
             bpp = res["bpp"][i]
             return {"bpp": bpp, "bpp_bound": round(bound, 5),
                     "below_bound_percent": round(100 * (1 - bpp / bound), 2) if bpp else None,
@@ -137,7 +137,8 @@ def metrics_for(summary: dict[str, Any], name: str, arch: ArchConfig) -> dict[st
 
 def publish_head(run_dir: Path, weights_dir: Path, data_desc: str, metrics: dict[str, Any] | None = None,
                  notes: str | None = None) -> dict[str, Any]:
-    """Ship a run's realism head (``head.pt``) or latent sampler (``sampler.pt``) beside its model.
+    """Ship a run's realism head (``head.pt``), latent sampler (``sampler.pt``) or amortised encoder
+    (``encoder.pt``) beside its model.
 
     Writes ``weights_dir/<model>-<kind>-<sha8>.pt`` (fp16) and records it under the
     model's manifest entry, with the training facts; the model must be published
@@ -147,6 +148,7 @@ def publish_head(run_dir: Path, weights_dir: Path, data_desc: str, metrics: dict
 
     import torch
 
+    from .encoder import ENCODER_CHECKPOINT, load_encoder_checkpoint
     from .realism import HEAD_CHECKPOINT, load_head_checkpoint
     from .sampler import SAMPLER_CHECKPOINT, load_sampler_checkpoint
 
@@ -156,8 +158,11 @@ def publish_head(run_dir: Path, weights_dir: Path, data_desc: str, metrics: dict
     elif (run_dir / SAMPLER_CHECKPOINT).is_file():
         kind, (module, state) = "sampler", load_sampler_checkpoint(run_dir / SAMPLER_CHECKPOINT)
         config = state["sampler_config"]
+    elif (run_dir / ENCODER_CHECKPOINT).is_file():
+        kind, (module, state) = "encoder", load_encoder_checkpoint(run_dir / ENCODER_CHECKPOINT)
+        config = zoo.find_model(state["model"]).arch.to_dict()
     else:
-        raise GczModelError(f"{run_dir} holds neither {HEAD_CHECKPOINT} nor {SAMPLER_CHECKPOINT}")
+        raise GczModelError(f"{run_dir} holds none of {HEAD_CHECKPOINT}, {SAMPLER_CHECKPOINT}, {ENCODER_CHECKPOINT}")
     model = state["model"]
     entries = {e.name: e for e in zoo.read_manifest(weights_dir)}
     if model not in entries:
@@ -173,6 +178,12 @@ def publish_head(run_dir: Path, weights_dir: Path, data_desc: str, metrics: dict
     if kind == "realism":
         training["pixels_seen"] = state["pixels_seen"]
         training["objective"] = "MSE(x, G(w) + R) with E and G frozen (EGIC ORP)"
+    elif kind == "encoder":
+        training["pixels_seen"] = state["pixels_seen"]
+        training["photos"] = state["photos"]
+        training["objective"] = ("the encode-time refinement's objective (10 MSE + 0.3 perceptual + 6 low-pass "
+                                 "+ 4 estimated context-coded bits per pixel) of E's symbols, G and the "
+                                 "quantizer frozen")
     else:
         training["real_windows_seen"] = state["iteration"] * cfg["batch_size"] * cfg["critic_steps"]
         training["objective"] = (f"WGAN-GP (gp {cfg['gp_weight']}, {cfg['critic_steps']} critic steps) on "

@@ -8,8 +8,6 @@ resumes.  ``gcz publish-head`` turns it into a shipped head file.
 """
 from __future__ import annotations
 
-import csv
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ import torch
 from .. import zoo
 from ..models.orp import ResidualHead, generator_features, head_config_for
 from .data import CropSampler, load_dataset
-from .loop import atomic_save, session_summary
+from .skeleton import Schedule, StepJob, atomic_save, run_job
 
 HEAD_CHECKPOINT = "head.pt"
 
@@ -73,44 +71,26 @@ def train_head(cfg: RealismTrainConfig, status: Callable[[str], None] = print) -
     sampler = CropSampler(load_dataset(cfg.dataset, Path(cfg.data_root), "train"), cfg.crop,
                           seed=cfg.seed * 1000 + iteration)
 
-    def save() -> None:
-        atomic_save({"head": head.state_dict(), "opt": opt.state_dict(), "iteration": iteration,
-                     "elapsed": elapsed, "torch_rng": torch.get_rng_state(), "head_config": head_cfg.to_dict(),
+    def save(job: StepJob) -> None:
+        atomic_save({"head": head.state_dict(), "opt": opt.state_dict(), "iteration": job.iteration,
+                     "elapsed": job.elapsed, "torch_rng": torch.get_rng_state(), "head_config": head_cfg.to_dict(),
                      "model": entry.name, "model_sha256": entry.sha256, "config": asdict(cfg),
-                     "pixels_seen": iteration * cfg.batch_size * cfg.crop ** 2}, ckpt)
+                     "pixels_seen": job.iteration * cfg.batch_size * cfg.crop ** 2}, ckpt)
 
-    log_path = out / "log.csv"
-    new_log = not log_path.is_file()
-    start = last_ckpt = time.monotonic()
-    session_start = iteration
-    mse_g = mse_orp = float("nan")
-    with open(log_path, "a", newline="") as fh:
-        writer = csv.writer(fh)
-        if new_log:
-            writer.writerow(["iteration", "elapsed_s", "mse_gan", "mse_orp"])
-        while iteration < cfg.iterations:
-            if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
-                break
-            t0 = time.monotonic()
-            x, _ = sampler.batch(cfg.batch_size)
-            with torch.no_grad():
-                features, image = generator_features(model.generator, model.quantizer(model.encoder(x)))
-            low_distortion = image + head(features, image)
-            loss = torch.mean((low_distortion - x) ** 2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            iteration += 1
-            elapsed += time.monotonic() - t0
-            if iteration % cfg.log_every == 0:
-                mse_g, mse_orp = float(torch.mean((image - x) ** 2)), float(loss.detach())
-                writer.writerow([iteration, round(elapsed, 1), round(mse_g, 6), round(mse_orp, 6)])
-                fh.flush()
-            if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
-                save()
-                last_ckpt = time.monotonic()
-    save()
-    return session_summary(out, iteration, session_start, start, ckpt, last_mse_gan=mse_g, last_mse_orp=mse_orp)
+    def step() -> dict[str, torch.Tensor]:
+        x, _ = sampler.batch(cfg.batch_size)
+        with torch.no_grad():
+            features, image = generator_features(model.generator, model.quantizer(model.encoder(x)))
+        low_distortion = image + head(features, image)
+        loss = torch.mean((low_distortion - x) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"mse_gan": torch.mean((image - x) ** 2), "mse_orp": loss.detach()}
+
+    schedule = Schedule(cfg.iterations, cfg.max_minutes, cfg.checkpoint_minutes, cfg.log_every)
+    return run_job(StepJob(step, save, iteration, elapsed), out, schedule, ["mse_gan", "mse_orp"], status,
+                   checkpoint=ckpt)
 
 
 def load_head_checkpoint(path: Path) -> tuple[ResidualHead, dict[str, Any]]:

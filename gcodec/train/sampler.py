@@ -8,9 +8,7 @@ RNG) and ``log.csv``; ``gcz publish-head`` ships the generator.
 """
 from __future__ import annotations
 
-import csv
 import random
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ import torch
 from .. import zoo
 from ..models.sampler import CodeCritic, CodeGenerator, SamplerConfig, draw_levels, noise_shape, one_hot_codes
 from .data import load_dataset, resize_longer_side
-from .loop import atomic_save, session_summary
+from .skeleton import Schedule, StepJob, atomic_save, run_job
 
 SAMPLER_CHECKPOINT = "sampler.pt"
 
@@ -121,51 +119,33 @@ def train_sampler(cfg: SamplerTrainConfig, status: Callable[[str], None] = print
     def fake_probs(n: int) -> torch.Tensor:
         return draw_levels(gen(torch.randn(n, *zshape))[..., :cfg.crop, :cfg.crop])
 
-    def save() -> None:
+    def save(job: StepJob) -> None:
         atomic_save({"generator": gen.state_dict(), "critic": critic.state_dict(), "opt_g": opt_g.state_dict(),
-                     "opt_c": opt_c.state_dict(), "iteration": iteration, "elapsed": elapsed,
+                     "opt_c": opt_c.state_dict(), "iteration": job.iteration, "elapsed": job.elapsed,
                      "torch_rng": torch.get_rng_state(), "sampler_config": scfg.to_dict(), "model": entry.name,
                      "model_sha256": entry.sha256, "config": asdict(cfg)}, ckpt)
 
-    log_path = out / "log.csv"
-    new_log = not log_path.is_file()
-    start = last_ckpt = time.monotonic()
-    session_start = iteration
-    w_dist = float("nan")
-    with open(log_path, "a", newline="") as fh:
-        writer = csv.writer(fh)
-        if new_log:
-            writer.writerow(["iteration", "elapsed_s", "wasserstein", "gp"])
-        while iteration < cfg.iterations:
-            if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
-                break
-            t0 = time.monotonic()
-            with torch.no_grad():  # the fakes of all critic steps in one pass
-                fakes = fake_probs(cfg.batch_size * cfg.critic_steps).split(cfg.batch_size)
-            for fake in fakes:
-                real = one_hot_codes(_batch(codes, cfg.batch_size, cfg.crop, rng), scfg.levels)
-                gap = critic(real).mean() - critic(fake).mean()
-                gp = gradient_penalty(critic, real, fake)
-                opt_c.zero_grad(set_to_none=True)
-                (cfg.gp_weight * gp - gap).backward()
-                opt_c.step()
-            critic.requires_grad_(False)
-            loss_g = -critic(fake_probs(cfg.batch_size)).mean()
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            critic.requires_grad_(True)
-            iteration += 1
-            elapsed += time.monotonic() - t0
-            if iteration % cfg.log_every == 0:
-                w_dist = float(gap.detach())
-                writer.writerow([iteration, round(elapsed, 1), round(w_dist, 5), round(float(gp.detach()), 5)])
-                fh.flush()
-            if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
-                save()
-                last_ckpt = time.monotonic()
-    save()
-    return session_summary(out, iteration, session_start, start, ckpt, wasserstein_estimate=w_dist)
+    def step() -> dict[str, torch.Tensor]:
+        with torch.no_grad():  # the fakes of all critic steps in one pass
+            fakes = fake_probs(cfg.batch_size * cfg.critic_steps).split(cfg.batch_size)
+        for fake in fakes:
+            real = one_hot_codes(_batch(codes, cfg.batch_size, cfg.crop, rng), scfg.levels)
+            gap = critic(real).mean() - critic(fake).mean()
+            gp = gradient_penalty(critic, real, fake)
+            opt_c.zero_grad(set_to_none=True)
+            (cfg.gp_weight * gp - gap).backward()
+            opt_c.step()
+        critic.requires_grad_(False)
+        loss_g = -critic(fake_probs(cfg.batch_size)).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        critic.requires_grad_(True)
+        return {"wasserstein": gap.detach(), "gp": gp.detach()}
+
+    schedule = Schedule(cfg.iterations, cfg.max_minutes, cfg.checkpoint_minutes, cfg.log_every)
+    return run_job(StepJob(step, save, iteration, elapsed), out, schedule, ["wasserstein", "gp"], status,
+                   checkpoint=ckpt)
 
 
 def load_sampler_checkpoint(path: Path) -> tuple[CodeGenerator, dict[str, Any]]:

@@ -61,7 +61,7 @@ CUDA_SETUPS = (
 
 
 def _write_photos(root: Path) -> None:
-    from ..eval.bench import test_image
+    from ..benchkit import test_image
 
     for i in range(PHOTO_COUNT):
         pixels = test_image(PHOTO_SIDE + 16 * i, PHOTO_SIDE)
@@ -107,7 +107,7 @@ def bench_training(out: Path, device: str = "cpu", steps: int = 20, warmup: int 
                    setups: tuple[StepSetup, ...] | None = None,
                    status: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Time every setup for ``device`` and write ``out/train_speed.json`` and ``out/train_speed.md``."""
-    from ..eval.bench import machine_info
+    from ..benchkit import machine_info
 
     chosen = setups if setups is not None else (CUDA_SETUPS if device == "cuda" else CPU_SETUPS)
     rows = []
