@@ -40,7 +40,7 @@ def _start_worker(threads: int) -> None:
     try:
         import torch
         torch.set_num_threads(threads)
-    except ImportError:  # ONNX Runtime alone: it reads OMP_NUM_THREADS-free session options
+    except ImportError:  # not installed: nothing to limit (ONNX Runtime sessions size their own pools)
         pass
 
 

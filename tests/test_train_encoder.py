@@ -20,11 +20,6 @@ from conftest import make_tiny_weights, photo_like
 
 
 @pytest.fixture
-def weights(bare_weights) -> Path:
-    return bare_weights
-
-
-@pytest.fixture
 def photos(tmp_path) -> Path:
     root = tmp_path / "imgs"
     root.mkdir()
@@ -38,7 +33,7 @@ def _batch(photos: Path) -> torch.Tensor:
                         for i in range(2)]).float() / 127.5 - 1
 
 
-def test_the_objective_is_the_refinements_and_moves_only_the_encoder(weights, photos):
+def test_the_objective_is_the_refinements_and_moves_only_the_encoder(bare_weights, photos):
     model = zoo.load_model(zoo.find_model("gcz-c4"))
     features = zoo.load_features()
     x = _batch(photos)
@@ -60,7 +55,7 @@ def test_the_objective_is_the_refinements_and_moves_only_the_encoder(weights, ph
     assert float(single["bpp"]) == pytest.approx(float(expected), rel=1e-5)
 
 
-def test_a_step_moves_the_encoder_and_nothing_else(weights, photos, tmp_path):
+def test_a_step_moves_the_encoder_and_nothing_else(bare_weights, photos, tmp_path):
     job = EncoderJob(EncoderTrainConfig(model="gcz-c4", out_dir=str(tmp_path / "enc"), dataset="folder",
                                         data_root=str(photos), longer_side=64, crop=32, batch_size=2, lr=1e-2,
                                         threads=1), status=lambda s: None)
@@ -74,7 +69,7 @@ def test_a_step_moves_the_encoder_and_nothing_else(weights, photos, tmp_path):
         torch.equal(a, b) for a, b in zip(shipped.encoder.state_dict().values(), encoder.values()))
 
 
-def test_training_lowers_the_objective_resumes_and_ships_a_head(weights, photos, tmp_path):
+def test_training_lowers_the_objective_resumes_and_ships_a_head(bare_weights, photos, tmp_path):
     run = tmp_path / "enc"
     cfg = dict(model="gcz-c4", out_dir=str(run), dataset="folder", data_root=str(photos), longer_side=64, crop=64,
                batch_size=2, lr=1e-2, threads=1, log_every=5)
@@ -96,7 +91,7 @@ def test_training_lowers_the_objective_resumes_and_ships_a_head(weights, photos,
     assert objective(trained) < 0.97 * before  # (the tiny random G mostly rewards fewer bits)
     again = train_encoder(EncoderTrainConfig(iterations=45, **cfg), status=lambda s: None)
     assert again["session_iterations"] == 5
-    record = publish_head(run, weights, "two test photos")
+    record = publish_head(run, bare_weights, "two test photos")
     assert record["kind"] == "encoder" and record["training"]["iterations"] == 45
     zoo._cache.clear()
     entry = zoo.find_model("gcz-c4")
@@ -107,7 +102,7 @@ def test_training_lowers_the_objective_resumes_and_ships_a_head(weights, photos,
     assert fast != own and np.asarray(gcodec.decompress(fast)).shape == (64, 64, 3)
 
 
-def test_a_checkpoint_of_other_weights_is_refused(weights, photos, tmp_path):
+def test_a_checkpoint_of_other_weights_is_refused(bare_weights, photos, tmp_path):
     run = tmp_path / "enc"
     cfg = dict(model="gcz-c4", out_dir=str(run), dataset="folder", data_root=str(photos), longer_side=64, crop=32,
                batch_size=1, threads=1, iterations=1)

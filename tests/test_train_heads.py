@@ -21,11 +21,6 @@ from conftest import make_tiny_weights, photo_like
 
 
 @pytest.fixture
-def weights(bare_weights) -> Path:
-    return bare_weights
-
-
-@pytest.fixture
 def photos(tmp_path) -> Path:
     root = tmp_path / "imgs"
     root.mkdir()
@@ -34,7 +29,7 @@ def photos(tmp_path) -> Path:
     return root
 
 
-def test_realism_head_learns_resumes_and_ships(weights, tmp_path):
+def test_realism_head_learns_resumes_and_ships(bare_weights, tmp_path):
     # flat photos far from the random tiny G's grey: the residual to learn is (almost) a constant
     photos = tmp_path / "flat"
     photos.mkdir()
@@ -57,7 +52,7 @@ def test_realism_head_learns_resumes_and_ships(weights, tmp_path):
     assert mse_orp < 0.5 * mse_gan  # G + R is much closer to the photos than G alone
     again = train_head(RealismTrainConfig(iterations=65, **cfg), status=lambda s: None)
     assert again["session_iterations"] == 5
-    record = publish_head(run, weights, "three test photos")
+    record = publish_head(run, bare_weights, "three test photos")
     assert record["kind"] == "realism" and record["training"]["iterations"] == 65
     entry = zoo.find_model("gcz-c8")
     assert entry.supports_realism and entry.heads["realism"].path.is_file()
@@ -65,7 +60,7 @@ def test_realism_head_learns_resumes_and_ships(weights, tmp_path):
     assert not np.array_equal(np.asarray(gcodec.decompress(data)), np.asarray(gcodec.decompress(data, realism=1)))
 
 
-def test_sampler_trains_resumes_and_ships(weights, photos, tmp_path):
+def test_sampler_trains_resumes_and_ships(bare_weights, photos, tmp_path):
     run = tmp_path / "sampler"
     cfg = dict(model="gcz-c4", out_dir=str(run), dataset="folder", data_root=str(photos), image_side=128,
                crop=4, batch_size=4, critic_steps=2, threads=1, log_every=1)
@@ -75,12 +70,12 @@ def test_sampler_trains_resumes_and_ships(weights, photos, tmp_path):
     assert len(codes) == 6 and codes[0].shape[0] == 4  # three photos and their mirrors
     again = train_sampler(SamplerTrainConfig(iterations=4, **cfg), status=lambda s: None)
     assert again["session_iterations"] == 1
-    record = publish_head(run, weights, "three test photos")
+    record = publish_head(run, bare_weights, "three test photos")
     assert record["kind"] == "sampler"
     assert zoo.find_model("gcz-c4").has_sampler
 
 
-def test_publish_head_refuses_other_weights(weights, photos, tmp_path):
+def test_publish_head_refuses_other_weights(bare_weights, photos, tmp_path):
     run = tmp_path / "orp"
     train_head(RealismTrainConfig(model="gcz-c8", out_dir=str(run), dataset="folder", data_root=str(photos),
                                   crop=32, batch_size=1, iterations=1, width=4, threads=1), status=lambda s: None)
@@ -89,16 +84,16 @@ def test_publish_head_refuses_other_weights(weights, photos, tmp_path):
     with pytest.raises(GczModelError, match="other weights"):
         publish_head(run, other, "x")
     with pytest.raises(GczModelError, match="holds none of"):
-        publish_head(tmp_path, weights, "x")
+        publish_head(tmp_path, bare_weights, "x")
 
 
-def test_republishing_a_model_keeps_heads_only_for_the_same_weights(weights, tmp_path):
+def test_republishing_a_model_keeps_heads_only_for_the_same_weights(bare_weights, tmp_path):
     entry = zoo.find_model("gcz-c4")
-    zoo.register_head(weights, "gcz-c4", "realism", "h.pt", "00" * 32, {"features": 1})
-    zoo.register_model(weights, "gcz-c4", entry.path.name, entry.sha256, entry.arch)
-    assert "heads" in json.loads((weights / "manifest.json").read_text())["models"]["gcz-c4"]
-    zoo.register_model(weights, "gcz-c4", entry.path.name, "11" * 32, entry.arch)
-    assert "heads" not in json.loads((weights / "manifest.json").read_text())["models"]["gcz-c4"]
+    zoo.register_head(bare_weights, "gcz-c4", "realism", "h.pt", "00" * 32, {"features": 1})
+    zoo.register_model(bare_weights, "gcz-c4", entry.path.name, entry.sha256, entry.arch)
+    assert "heads" in json.loads((bare_weights / "manifest.json").read_text())["models"]["gcz-c4"]
+    zoo.register_model(bare_weights, "gcz-c4", entry.path.name, "11" * 32, entry.arch)
+    assert "heads" not in json.loads((bare_weights / "manifest.json").read_text())["models"]["gcz-c4"]
 
 
 def test_install_weights_replaces_only_its_own_stem(tmp_path):

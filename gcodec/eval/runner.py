@@ -284,7 +284,8 @@ def run_eval(cfg: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome
     by_key = {r["key"]: r for r in read_rows(results)}  # every row, old and new, at the end
     # a model republished under the same name (new weights hash) gets its rows recomputed; peer rows
     # are kept only while their byte target still equals the (re)computed gcz bytes
-    setting = " " + profile.describe() if profile.describe() else ""
+    described = profile.describe()
+    setting = f" {described}" if described else ""
     model_ids = {entry.name: f"{entry.name}@{entry.hash_prefix.hex()}{setting}" for entry in entries.values()}
     done = {k: r for k, r in by_key.items() if not _is_stale(r, model_ids)}
     outcome = EvalOutcome(rows=[])
