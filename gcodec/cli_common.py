@@ -156,7 +156,8 @@ def resolve_device(device: str) -> str:
 def encode_options(command: Any) -> Any:
     """The encode options that ``gcz compress`` and ``gcz eval`` share (one :class:`gcodec.profile.EncodeProfile`):
     ``--effort``, ``--refine`` (expert), ``--colour/--no-colour`` and ``--context/--no-context``."""
-    from .effort import DEFAULT_EFFORT, ENV_VAR, LEVELS, MAX_EFFORT
+    from .effort import ENV_VAR, LEVELS, MAX_EFFORT
+    from . import refine
     from .refine import MAX_STEPS
 
     levels = "; ".join(f"{i}: {s.describe()}" for i, s in enumerate(LEVELS))
@@ -166,7 +167,8 @@ def encode_options(command: Any) -> Any:
              "(gcz 0.8's encode, the same bytes; overrides --effort; 0: that encoder alone).")(command)
     command = click.option(
         "--effort", type=click.IntRange(0, MAX_EFFORT), default=None, metavar="0..%d" % MAX_EFFORT,
-        help=f"How hard the encoder searches ({levels}) [default: ${ENV_VAR} or {DEFAULT_EFFORT}].")(command)
+        help=f"How hard the encoder searches ({levels}) [default: ${ENV_VAR}, else gcz 0.8's encode, "
+             f"--refine {refine.DEFAULT_STEPS}].")(command)
     command = click.option(
         "--context/--no-context", "context", default=True, show_default=True,
         help="Code the latent with context-adaptive models where that is smaller (about a fifth fewer "

@@ -26,7 +26,7 @@ def clean_env(monkeypatch):
 
 
 def test_the_search_follows_argument_then_environment_then_default(clean_env):
-    assert effort.search_for() == effort.LEVELS[effort.DEFAULT_EFFORT]
+    assert effort.search_for() == effort.DEFAULT_SEARCH == effort.Search(amortised=False, steps=refine.DEFAULT_STEPS)
     assert effort.search_for(0) == effort.Search(amortised=True, steps=0)
     assert effort.search_for(3, refine_steps=30) == effort.Search(amortised=False, steps=30)  # expert wins
     clean_env.setenv(refine.ENV_VAR, "12")

@@ -264,7 +264,7 @@ def test_the_default_encode_refines_as_its_effort_level_says(tiny_weights, monke
     calls = []
     monkeypatch.setattr(refine, "refine_symbols", lambda *a, **k: calls.append(a[4]) or np.zeros((4, 2, 2), np.int64))
     gcodec.compress(photo_like(32, 32), channels=4, colour=False)
-    default_steps = effort.LEVELS[effort.DEFAULT_EFFORT].steps
+    default_steps = effort.DEFAULT_SEARCH.steps
     assert default_steps > 0 and calls == [default_steps]
     monkeypatch.setenv(refine.ENV_VAR, "0")  # the expert setting, from the environment: no refinement
     gcodec.compress(photo_like(32, 32), channels=4, colour=False)
